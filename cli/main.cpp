@@ -1,0 +1,406 @@
+// sipxdp: the command line. Parses arguments, calls libsipxdp, prints.
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <chrono>
+#include <climits>
+#include <cmath>
+#include <csignal>
+#include <cstdio>
+#include <iostream>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <linux/if_link.h>
+#include <net/if.h>
+
+#include "sipxdp/datapath.h"
+#include "sipxdp/policy.h"
+
+using namespace sipxdp;
+using json = nlohmann::json;
+
+namespace {
+
+struct Global {
+  std::string netns;
+  bool verbose = false;
+};
+
+[[noreturn]] void die(const Error& e, const Global& g) {
+  std::cerr << "sipxdp: " << e.message() << "\n";
+  if (g.verbose && !e.detail.empty()) std::cerr << e.detail;
+  else if (!e.detail.empty()) std::cerr << "sipxdp: (run with --verbose for the kernel's log)\n";
+  std::exit(1);
+}
+
+template <typename T>
+T must(Result<T> r, const Global& g) {
+  if (!r) die(r.error(), g);
+  return std::move(r.value());
+}
+
+std::string abs_path(const std::string& p) {
+  char buf[PATH_MAX];
+  if (realpath(p.c_str(), buf)) return buf;
+  return p;
+}
+
+// Instances visible from this invocation: those of --netns, or of the root netns.
+std::vector<std::pair<std::string, std::string>> instances(const Global& g) {
+  std::vector<std::pair<std::string, std::string>> out;  // (ifname, dir)
+  for (auto& n : attached_instances()) {
+    auto at = n.find('@');
+    std::string ifname = n.substr(0, at), ns = at == std::string::npos ? "" : n.substr(at + 1);
+    if (ns == g.netns) out.push_back({ifname, pin_root() + "/" + n});
+  }
+  return out;
+}
+
+std::string resolve_iface(const std::string& iface, const Global& g) {
+  if (!iface.empty()) return iface;
+  auto all = instances(g);
+  std::string where = g.netns.empty() ? "" : " in network namespace " + g.netns;
+  if (all.empty()) die(make_error("no interface is attached" + where), g);
+  if (all.size() > 1) {
+    std::string names;
+    for (auto& [i, d] : all) names += (names.empty() ? "" : ", ") + i;
+    die(make_error("several interfaces are attached" + where + " (" + names + "); name one"), g);
+  }
+  return all[0].first;
+}
+
+std::string human(double v) {
+  const char* units[] = {"", "K", "M", "G", "T", "P"};
+  int u = 0;
+  while (v >= 100000 && u < 5) v /= 1000, ++u;
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "%.0f%s", v, units[u]);
+  return buf;
+}
+
+std::string rate(double v, const char* unit) {
+  const char* units[] = {"", "k", "M", "G", "T"};
+  int u = 0;
+  while (v >= 1000 && u < 4) v /= 1000, ++u;
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), u ? "%.1f%s%s" : "%.0f%s%s", v, units[u], unit);
+  return buf;
+}
+
+std::string ago(uint64_t t) {
+  if (!t) return "-";
+  char buf[64];
+  time_t tt = static_cast<time_t>(t);
+  strftime(buf, sizeof(buf), "%Y-%m-%d %H:%M:%S", localtime(&tt));
+  return buf;
+}
+
+// ---- attach -------------------------------------------------------------
+
+struct AttachCmd {
+  std::string iface, policy, mode = "auto";
+};
+
+void run_attach(const AttachCmd& c, const Global& g) {
+  std::string text;
+  Policy p = must(load_policy_file(c.policy, &text), g);
+  XdpMode mode = must(parse_xdp_mode(c.mode), g);
+  std::unique_ptr<NetnsScope> ns;
+  if (!g.netns.empty()) ns = must(NetnsScope::enter(g.netns), g);
+  Datapath dp = must(Datapath::load(), g);
+  auto st = dp.attach_and_pin({c.iface, g.netns, mode}, p, text, abs_path(c.policy));
+  if (!st) die(st.error(), g);
+  auto li = Datapath::link_info(pin_dir(c.iface, g.netns));
+  std::cout << "attached to " << c.iface << (g.netns.empty() ? "" : " (netns " + g.netns + ")") << ": "
+            << p.rules.size() << " rules, default " << action_name(p.default_action);
+  if (li) std::cout << ", program id " << li->prog_id;
+  std::cout << "\n";
+}
+
+// ---- detach -------------------------------------------------------------
+
+void run_detach(const std::string& iface_arg, bool all, const Global& g) {
+  std::vector<std::string> dirs;
+  if (all) {
+    for (auto& [i, d] : instances(g)) dirs.push_back(d);
+  } else {
+    std::string iface = resolve_iface(iface_arg, g);
+    dirs.push_back(pin_dir(iface, g.netns));
+  }
+  for (auto& d : dirs) {
+    auto st = Datapath::detach(d);
+    if (!st) die(st.error(), g);
+    std::cout << "detached " << d.substr(pin_root().size() + 1) << "\n";
+  }
+}
+
+// ---- status -------------------------------------------------------------
+
+void run_status(bool as_json, const Global& g) {
+  json out = json::array();
+  std::unique_ptr<NetnsScope> ns;
+  if (!g.netns.empty()) ns = must(NetnsScope::enter(g.netns), g);
+  for (auto& [ifname, dir] : instances(g)) {
+    json j;
+    j["iface"] = ifname;
+    j["netns"] = g.netns;
+    j["pins"] = dir;
+    auto li = Datapath::link_info(dir);
+    if (li) {
+      j["prog_id"] = li->prog_id;
+      j["link_id"] = li->link_id;
+      j["attached"] = li->alive;
+    } else {
+      j["attached"] = false;
+      j["error"] = li.error().message();
+    }
+    std::string mode = "-";
+    unsigned idx = if_nametoindex(ifname.c_str());
+    LIBBPF_OPTS(bpf_xdp_query_opts, q);
+    if (idx && bpf_xdp_query(static_cast<int>(idx), 0, &q) == 0) {
+      mode = q.attach_mode == XDP_ATTACHED_DRV ? "native"
+             : q.attach_mode == XDP_ATTACHED_SKB ? "generic"
+             : q.attach_mode == XDP_ATTACHED_HW ? "offload"
+             : q.attach_mode == XDP_ATTACHED_MULTI ? "multi" : "none";
+    }
+    j["mode"] = mode;
+    auto dp = Datapath::open_pinned(dir);
+    if (dp) {
+      auto m = dp->manifest();
+      if (m) {
+        j["requested_mode"] = m->mode;
+        j["policy"] = m->policy_path;
+        j["sha256"] = m->policy_sha256;
+        j["rules"] = m->rules.size();
+        j["default_action"] = m->default_action;
+        j["applied_at"] = m->applied_at;
+        j["generation"] = m->generation;
+      }
+    }
+    out.push_back(j);
+  }
+  if (as_json) {
+    std::cout << out.dump(2) << "\n";
+    return;
+  }
+  if (out.empty()) {
+    std::cout << "no interface is attached" << (g.netns.empty() ? "" : " in network namespace " + g.netns) << "\n";
+    return;
+  }
+  for (auto& j : out) {
+    std::cout << j["iface"].get<std::string>() << (g.netns.empty() ? "" : " (netns " + g.netns + ")") << ": ";
+    if (!j.value("attached", false)) {
+      std::cout << "NOT ATTACHED (interface gone?); run: sipxdp detach " << j["iface"].get<std::string>() << "\n";
+      continue;
+    }
+    std::cout << "xdp " << j.value("mode", "-") << ", program id " << j.value("prog_id", 0u) << "\n"
+              << "  policy  " << j.value("policy", "-") << "\n"
+              << "  sha256  " << j.value("sha256", "-") << "\n"
+              << "  rules   " << j.value("rules", 0u) << ", default " << j.value("default_action", "-") << "\n"
+              << "  applied " << ago(j.value("applied_at", uint64_t(0))) << "\n"
+              << "  pins    " << j["pins"].get<std::string>() << "\n";
+  }
+}
+
+// ---- stats --------------------------------------------------------------
+
+struct StatsCmd {
+  std::string iface;
+  bool as_json = false;
+  bool exact = false;
+  bool all = false;
+  double watch = 0;
+  bool watching = false;
+};
+
+json stats_json(const std::string& ifname, const Manifest& m, const std::vector<StatRow>& rows) {
+  json j;
+  j["iface"] = ifname;
+  j["policy"] = m.policy_path;
+  j["sha256"] = m.policy_sha256;
+  j["rules"] = json::array();
+  j["builtin"] = json::array();
+  for (auto& r : rows) {
+    json x = {{"name", r.name}, {"match", r.match}, {"action", r.action},
+              {"packets", r.value.packets}, {"bytes", r.value.bytes}};
+    j[r.builtin ? "builtin" : "rules"].push_back(x);
+  }
+  return j;
+}
+
+void run_stats(const StatsCmd& c, const Global& g) {
+  std::vector<std::pair<std::string, std::string>> targets;
+  if (c.iface.empty()) {
+    targets = instances(g);
+    if (targets.empty()) die(make_error("no interface is attached" + (g.netns.empty() ? std::string() : " in network namespace " + g.netns)), g);
+  } else {
+    targets.push_back({c.iface, pin_dir(c.iface, g.netns)});
+  }
+  std::vector<Datapath> dps;
+  for (auto& [i, d] : targets) dps.push_back(must(Datapath::open_pinned(d), g));
+
+  std::map<std::string, CounterValue> prev;
+  auto prev_t = std::chrono::steady_clock::now();
+  bool first = true;
+  for (;;) {
+    auto now = std::chrono::steady_clock::now();
+    double dt = std::chrono::duration<double>(now - prev_t).count();
+    json all = json::array();
+    std::string screen;
+    for (size_t i = 0; i < dps.size(); ++i) {
+      Manifest m = must(dps[i].manifest(), g);
+      auto rows = must(dps[i].stats(), g);
+      if (c.as_json) {
+        all.push_back(stats_json(targets[i].first, m, rows));
+        continue;
+      }
+      char line[512];
+      screen += "sipxdp " + targets[i].first + (g.netns.empty() ? "" : " (netns " + g.netns + ")") + "  policy " +
+                m.policy_path + "  sha256 " + m.policy_sha256.substr(0, 12) + "\n";
+      if (c.watching)
+        std::snprintf(line, sizeof(line), "%10s %10s %10s %10s  %-6s %-20s %s\n", "pkts", "bytes", "pps", "bit/s",
+                      "action", "rule", "match");
+      else
+        std::snprintf(line, sizeof(line), "%10s %10s  %-6s %-20s %s\n", "pkts", "bytes", "action", "rule", "match");
+      screen += line;
+      for (auto& r : rows) {
+        if (r.builtin && !c.all && r.value.packets == 0 && r.name != "default") continue;
+        std::string p = c.exact ? std::to_string(r.value.packets) : human(double(r.value.packets));
+        std::string b = c.exact ? std::to_string(r.value.bytes) : human(double(r.value.bytes));
+        std::string name = r.builtin ? "(" + r.name + ")" : r.name;
+        if (c.watching) {
+          std::string key = targets[i].first + "/" + r.name;
+          double pps = 0, bps = 0;
+          if (!first && dt > 0) {
+            auto& pv = prev[key];
+            pps = double(r.value.packets - pv.packets) / dt;
+            bps = double(r.value.bytes - pv.bytes) * 8 / dt;
+          }
+          prev[key] = r.value;
+          std::snprintf(line, sizeof(line), "%10s %10s %10s %10s  %-6s %-20s %s\n", p.c_str(), b.c_str(),
+                        rate(pps, "").c_str(), rate(bps, "").c_str(), r.action.c_str(), name.c_str(),
+                        r.match.c_str());
+        } else {
+          std::snprintf(line, sizeof(line), "%10s %10s  %-6s %-20s %s\n", p.c_str(), b.c_str(), r.action.c_str(),
+                        name.c_str(), r.match.c_str());
+        }
+        screen += line;
+      }
+    }
+    if (c.as_json) {
+      json out = c.iface.empty() ? all : all[0];
+      std::cout << out.dump(c.watching ? -1 : 2) << std::endl;
+    } else {
+      if (c.watching && isatty(STDOUT_FILENO)) std::cout << "\033[H\033[2J";
+      std::cout << screen << std::flush;
+    }
+    if (!c.watching) return;
+    first = false;
+    prev_t = now;
+    std::this_thread::sleep_for(std::chrono::duration<double>(c.watch));
+  }
+}
+
+// ---- validate / apply ---------------------------------------------------
+
+void run_validate(const std::string& file, const Global& g) {
+  Policy p = must(load_policy_file(file), g);
+  auto c = compile_policy(p, fresh_counters(p));
+  if (!c) die(make_error(file + ": " + c.error().what), g);
+  std::cout << file << ": ok, " << p.rules.size() << " rules, default " << action_name(p.default_action) << ", "
+            << c->classes() << " lookup classes, " << c->comb.size() << " combinations, "
+            << c->lpm4.size() + c->lpm6.size() << " prefixes\n";
+}
+
+void run_apply(const std::string& file, const std::string& iface_arg, const Global& g) {
+  std::string text;
+  Policy p = must(load_policy_file(file, &text), g);
+  std::string iface = resolve_iface(iface_arg, g);
+  std::string dir = pin_dir(iface, g.netns);
+  Datapath dp = must(Datapath::open_pinned(dir), g);
+  auto li = Datapath::link_info(dir);
+  ApplySummary s = must(dp.apply(p, text, abs_path(file)), g);
+  std::cout << "applied " << file << " to " << iface << ": " << s.rules << " rules (" << s.added << " new, " << s.kept
+            << " kept, " << s.removed << " removed), generation " << s.generation;
+  if (li) std::cout << ", program id " << li->prog_id << " unchanged";
+  std::cout << "\n";
+  for (auto& [name, v] : s.removed_counts)
+    std::cout << "  removed rule " << name << " had counted " << v.packets << " packets, " << v.bytes << " bytes\n";
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"sipxdp: an XDP firewall for VoIP servers"};
+  app.require_subcommand(1);
+  Global g;
+  app.add_option("--netns", g.netns, "run against an interface inside this named network namespace");
+  app.add_flag("-v,--verbose", g.verbose, "show libbpf and verifier messages");
+
+  AttachCmd ac;
+  auto* attach = app.add_subcommand("attach", "load the XDP program on IFACE with a policy");
+  attach->add_option("iface", ac.iface, "interface")->required();
+  attach->add_option("-p,--policy", ac.policy, "policy file (JSON)")->required();
+  attach->add_option("-m,--mode", ac.mode, "XDP mode: auto, native or generic")
+      ->check(CLI::IsMember({"auto", "native", "generic", "drv", "skb"}));
+
+  std::string detach_iface;
+  bool detach_all = false;
+  auto* detach = app.add_subcommand("detach", "remove the program and its pins from IFACE");
+  detach->add_option("iface", detach_iface, "interface");
+  detach->add_flag("--all", detach_all, "detach every interface");
+
+  bool status_json = false;
+  auto* status = app.add_subcommand("status", "show attached interfaces");
+  status->add_flag("--json", status_json, "print JSON");
+
+  StatsCmd sc;
+  auto* stats = app.add_subcommand("stats", "per-rule packet and byte counters");
+  stats->add_option("iface", sc.iface, "interface (default: all attached)");
+  stats->add_flag("--json", sc.as_json, "print JSON");
+  stats->add_flag("-x,--exact", sc.exact, "exact numbers, no K/M/G");
+  stats->add_flag("-a,--all", sc.all, "show built-in counters that are zero");
+  auto* watch = stats->add_option("-w,--watch", sc.watch, "refresh every SECONDS (default 1) with rates")
+                    ->expected(0, 1)
+                    ->default_str("1");
+  (void)watch;
+
+  std::string validate_file;
+  auto* validate = app.add_subcommand("validate", "check a policy without touching the kernel");
+  validate->add_option("file", validate_file, "policy file")->required();
+
+  std::string apply_file, apply_iface;
+  auto* apply = app.add_subcommand("apply", "replace the policy of an attached interface (no reload)");
+  apply->add_option("file", apply_file, "policy file")->required();
+  apply->add_option("-i,--iface", apply_iface, "interface (default: the only one attached)");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    if (e.get_exit_code() == 0) return app.exit(e);
+    std::cerr << "sipxdp: " << e.what() << " (see sipxdp --help)\n";
+    return 2;
+  }
+  if (g.verbose) set_libbpf_logger([](const std::string& s) { std::cerr << "libbpf: " << s << "\n"; });
+
+  if (*attach) run_attach(ac, g);
+  else if (*detach) {
+    if (detach_iface.empty() && !detach_all) {
+      std::cerr << "sipxdp: detach needs an interface or --all\n";
+      return 2;
+    }
+    run_detach(detach_iface, detach_all, g);
+  } else if (*status) run_status(status_json, g);
+  else if (*stats) {
+    sc.watching = stats->count("--watch") > 0;
+    if (sc.watching && !(sc.watch > 0)) sc.watch = 1;
+    run_stats(sc, g);
+  } else if (*validate) run_validate(validate_file, g);
+  else if (*apply) run_apply(apply_file, apply_iface, g);
+  return 0;
+}

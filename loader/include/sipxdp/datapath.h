@@ -1,0 +1,150 @@
+// The kernel side: loading, pinning, attaching, and writing compiled policies.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "sipxdp/compiler.h"
+#include "sipxdp/fd.h"
+#include "sipxdp/policy.h"
+#include "sipxdp/result.h"
+
+namespace sipxdp {
+
+// Where pins live: /sys/fs/bpf/sipxdp/<ifname> (or <ifname>@<netns>).
+std::string pin_root();
+std::string pin_dir(const std::string& ifname, const std::string& netns);
+
+enum class XdpMode { auto_, native, generic };
+const char* xdp_mode_name(XdpMode m);
+Result<XdpMode> parse_xdp_mode(const std::string& s);
+
+// A rule as `stats` shows it, from the manifest of the live generation.
+struct RuleInfo {
+  std::string name;
+  std::string match;
+  std::string action;
+  uint32_t counter = 0;
+};
+
+// What the live policy is and where it came from (stored in the manifest map).
+struct Manifest {
+  std::string iface;
+  std::string netns;
+  std::string mode;
+  std::string policy_path;
+  std::string policy_sha256;
+  std::string default_action;
+  uint64_t applied_at = 0;  // unix seconds
+  uint32_t generation = 0;
+  std::vector<RuleInfo> rules;
+  std::string source;  // the policy text as applied
+};
+
+struct CounterValue {
+  uint64_t packets = 0;
+  uint64_t bytes = 0;
+};
+
+// One row of `stats`: a built-in path or a rule.
+struct StatRow {
+  std::string name;
+  std::string match;
+  std::string action;
+  bool builtin = false;
+  CounterValue value;
+};
+
+struct ApplySummary {
+  uint32_t generation = 0;
+  size_t rules = 0;
+  size_t classes = 0;
+  size_t kept = 0, added = 0, removed = 0;
+  std::vector<std::pair<std::string, CounterValue>> removed_counts;
+};
+
+// Names and descriptions of the built-in counters, by slot.
+struct BuiltinCounter {
+  uint32_t slot;
+  const char* name;
+  const char* action;
+  const char* what;
+};
+const std::vector<BuiltinCounter>& builtin_counters();
+
+// The maps of one sipxdp instance, owned by fd, whichever way they were found.
+class Datapath {
+ public:
+  Datapath(Datapath&&) noexcept;
+  Datapath& operator=(Datapath&&) noexcept;
+  ~Datapath();
+
+  // Loads the programs into the kernel without attaching or pinning (tests).
+  static Result<Datapath> load();
+  // Opens an attached instance from its pins.
+  static Result<Datapath> open_pinned(const std::string& dir);
+
+  // Compiles `p` into the spare generation and makes it live with one write.
+  // Counters follow rule names: a rule keeps its slot across edits.
+  Result<ApplySummary> apply(const Policy& p, const std::string& source, const std::string& path);
+
+  Result<Manifest> manifest() const;
+  Result<std::vector<StatRow>> stats() const;
+  Result<CounterValue> counter(uint32_t slot) const;
+  Result<uint32_t> active_generation() const;
+
+  int xdp_prog_fd() const;  // valid after load()
+
+  // Attach/detach of the XDP program on an interface in the current netns.
+  struct AttachOptions {
+    std::string ifname;
+    std::string netns;  // empty: the caller's; otherwise the command runs inside it
+    XdpMode mode = XdpMode::auto_;
+  };
+  // Pins the maps under pin_dir(), applies `p`, then attaches and pins the link.
+  // On any failure nothing is left attached or pinned.
+  Status attach_and_pin(const AttachOptions& o, const Policy& p, const std::string& source, const std::string& path);
+
+  // Identity of the attached program (from the pinned link).
+  struct LinkInfo {
+    uint32_t prog_id = 0;
+    uint32_t link_id = 0;
+    uint32_t ifindex = 0;
+    bool alive = false;
+  };
+  static Result<LinkInfo> link_info(const std::string& dir);
+  static Status detach(const std::string& dir);
+
+ private:
+  Datapath();
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// Lists attached instances: directory names under pin_root().
+std::vector<std::string> attached_instances();
+
+// Runs the rest of the process in a named network namespace (/run/netns/NAME),
+// keeping the mount namespace, so pins land in the host's bpffs.
+class NetnsScope {
+ public:
+  static Result<std::unique_ptr<NetnsScope>> enter(const std::string& name);
+  ~NetnsScope();
+
+ private:
+  NetnsScope() = default;
+  Fd orig_;
+};
+
+// Routes libbpf's messages to a callback (the CLI shows them with --verbose).
+void set_libbpf_logger(std::function<void(const std::string&)> fn);
+// The last lines libbpf printed (verifier log tail), for error details.
+std::string libbpf_log_tail(size_t max_lines = 20);
+
+std::string sha256_hex(const std::string& data);
+
+}  // namespace sipxdp

@@ -1,0 +1,68 @@
+// The JSON policy (version 1): parsed and validated, not yet compiled.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "sipxdp/result.h"
+
+namespace sipxdp {
+
+struct PortRange {
+  uint16_t lo = 0;
+  uint16_t hi = 65535;
+  bool operator==(const PortRange&) const = default;
+};
+
+struct Cidr {
+  int family = 4;                    // 4 or 6
+  std::array<uint8_t, 16> addr{};    // network order; IPv4 uses the first 4 bytes
+  uint8_t plen = 0;
+  bool operator==(const Cidr&) const = default;
+  std::string str() const;
+};
+
+// Where a packet's protocol is looked up (mirrors enum sipxdp_port_table).
+enum class ProtoKind : uint8_t { tcp = 0, udp = 1, icmp = 2, icmpv6 = 3, other = 4 };
+
+enum class Action : uint8_t { drop = 0, allow = 1 };
+
+struct Rule {
+  std::string name;
+  // Protocols matched; empty means any. `other_protos` holds IP protocol
+  // numbers outside tcp/udp/icmp/icmpv6.
+  std::vector<ProtoKind> protos;
+  std::vector<uint8_t> other_protos;
+  std::vector<PortRange> dport;   // empty: any (tcp/udp only)
+  std::vector<PortRange> sport;   // empty: any (tcp/udp only)
+  std::vector<PortRange> icmp_type;  // empty: any (icmp/icmpv6 only), 0-255
+  std::vector<Cidr> src;          // empty: any address of either family
+  std::vector<Cidr> dst;
+  Action action = Action::drop;
+  std::string comment;
+
+  std::string match_text() const;  // "udp dport 5060,5080 src 198.18.0.0/24"
+};
+
+struct Policy {
+  int version = 1;
+  Action default_action = Action::drop;
+  std::string description;
+  std::vector<Rule> rules;
+};
+
+// Parses and validates policy text. `origin` names the file in errors, which
+// read "origin:line:col: rule "name": what is wrong".
+Result<Policy> parse_policy(const std::string& text, const std::string& origin);
+Result<Policy> load_policy_file(const std::string& path, std::string* text_out = nullptr);
+
+// Parses "198.18.0.0/24", "2001:db8::1", ... (no host bits may be set).
+Result<Cidr> parse_cidr(const std::string& s);
+
+const char* action_name(Action a);
+const char* proto_kind_name(ProtoKind k);
+
+}  // namespace sipxdp

@@ -1,0 +1,431 @@
+#include "sipxdp/compiler.h"
+
+#include <algorithm>
+#include <map>
+#include <string>
+#include <unordered_map>
+
+namespace sipxdp {
+
+namespace {
+
+using u128 = unsigned __int128;
+
+// A set of rules as a bitset; classes are interned sets.
+class Classes {
+ public:
+  explicit Classes(size_t nrules) : words_((nrules + 63) / 64) {
+    sets_.emplace_back(words_, 0);  // class 0: the empty set
+    index_.emplace(key(sets_[0]), 0);
+  }
+
+  using Bits = std::vector<uint64_t>;
+
+  Bits empty() const { return Bits(words_, 0); }
+
+  Result<uint32_t> intern(const Bits& b) {
+    if (is_empty(b)) return 0u;
+    auto k = key(b);
+    auto it = index_.find(k);
+    if (it != index_.end()) return it->second;
+    if (sets_.size() >= SIPXDP_MAX_CLASSES)
+      return make_error("policy too complex: it needs more than " + std::to_string(SIPXDP_MAX_CLASSES) +
+                        " distinct rule combinations");
+    uint32_t id = static_cast<uint32_t>(sets_.size());
+    sets_.push_back(b);
+    index_.emplace(std::move(k), id);
+    return id;
+  }
+
+  const Bits& get(uint32_t id) const { return sets_[id]; }
+  size_t size() const { return sets_.size(); }
+
+  // First rule of a class, or -1 for the empty set.
+  int first(uint32_t id) const {
+    const Bits& b = sets_[id];
+    for (size_t w = 0; w < b.size(); ++w)
+      if (b[w]) return static_cast<int>(w * 64 + __builtin_ctzll(b[w]));
+    return -1;
+  }
+
+  Result<uint32_t> intersect(uint32_t a, uint32_t b) {
+    const Bits &x = sets_[a], &y = sets_[b];
+    Bits r(words_);
+    bool any = false;
+    for (size_t w = 0; w < words_; ++w) {
+      r[w] = x[w] & y[w];
+      any |= r[w] != 0;
+    }
+    if (!any) return 0u;
+    return intern(r);
+  }
+
+  static void set(Bits& b, size_t r) { b[r / 64] |= 1ull << (r % 64); }
+  static void clear(Bits& b, size_t r) { b[r / 64] &= ~(1ull << (r % 64)); }
+  static void merge(Bits& b, const Bits& o) {
+    for (size_t w = 0; w < b.size(); ++w) b[w] |= o[w];
+  }
+
+ private:
+  static bool is_empty(const Bits& b) {
+    return std::all_of(b.begin(), b.end(), [](uint64_t w) { return w == 0; });
+  }
+  static std::string key(const Bits& b) {
+    return std::string(reinterpret_cast<const char*>(b.data()), b.size() * sizeof(uint64_t));
+  }
+
+  size_t words_;
+  std::vector<Bits> sets_;
+  std::unordered_map<std::string, uint32_t> index_;
+};
+
+std::vector<PortRange> normalise(std::vector<PortRange> rs) {
+  std::sort(rs.begin(), rs.end(), [](auto& a, auto& b) { return a.lo < b.lo; });
+  std::vector<PortRange> out;
+  for (auto& r : rs) {
+    if (!out.empty() && r.lo <= static_cast<uint32_t>(out.back().hi) + 1)
+      out.back().hi = std::max(out.back().hi, r.hi);
+    else
+      out.push_back(r);
+  }
+  return out;
+}
+
+bool any_proto(const Rule& r) { return r.protos.empty() && r.other_protos.empty(); }
+
+bool has_kind(const Rule& r, ProtoKind k) {
+  return std::find(r.protos.begin(), r.protos.end(), k) != r.protos.end();
+}
+
+// The port ranges rule r matches in port table t (empty: not at all).
+std::vector<PortRange> ranges_for(const Rule& r, int t) {
+  const std::vector<PortRange> full = {{0, 65535}};
+  if (t == SIPXDP_PT_SPORT) return r.sport.empty() ? full : normalise(r.sport);
+  if (any_proto(r)) return full;
+  switch (t) {
+    case SIPXDP_PT_TCP:
+      return has_kind(r, ProtoKind::tcp) ? (r.dport.empty() ? full : normalise(r.dport)) : std::vector<PortRange>{};
+    case SIPXDP_PT_UDP:
+      return has_kind(r, ProtoKind::udp) ? (r.dport.empty() ? full : normalise(r.dport)) : std::vector<PortRange>{};
+    case SIPXDP_PT_ICMP:
+      return has_kind(r, ProtoKind::icmp) ? (r.icmp_type.empty() ? full : normalise(r.icmp_type))
+                                          : std::vector<PortRange>{};
+    case SIPXDP_PT_ICMP6:
+      return has_kind(r, ProtoKind::icmpv6) ? (r.icmp_type.empty() ? full : normalise(r.icmp_type))
+                                            : std::vector<PortRange>{};
+    case SIPXDP_PT_OTHER: {
+      std::vector<PortRange> out;
+      for (auto n : r.other_protos) out.push_back({n, n});
+      return normalise(out);
+    }
+  }
+  return {};
+}
+
+// Sweeps the port space of one table, interning the rule set of every
+// elementary interval. Returns the classes seen.
+Result<std::vector<uint32_t>> build_port_table(const Policy& p, int t, Classes& cls, uint32_t* table) {
+  std::map<uint32_t, std::vector<std::pair<size_t, bool>>> events;  // point -> (rule, add?)
+  events[0];
+  for (size_t r = 0; r < p.rules.size(); ++r) {
+    for (auto& range : ranges_for(p.rules[r], t)) {
+      events[range.lo].push_back({r, true});
+      if (range.hi < 65535) events[range.hi + 1u].push_back({r, false});
+    }
+  }
+  std::vector<uint32_t> seen;
+  auto cur = cls.empty();
+  for (auto it = events.begin(); it != events.end(); ++it) {
+    for (auto& [r, add] : it->second) {
+      if (add)
+        Classes::set(cur, r);
+      else
+        Classes::clear(cur, r);
+    }
+    auto id = cls.intern(cur);
+    if (!id) return id.error();
+    auto next = std::next(it);
+    uint32_t end = next == events.end() ? 65536 : next->first;
+    std::fill(table + it->first, table + end, id.value());
+    if (id.value()) seen.push_back(id.value());
+  }
+  std::sort(seen.begin(), seen.end());
+  seen.erase(std::unique(seen.begin(), seen.end()), seen.end());
+  return seen;
+}
+
+struct Prefix {
+  u128 start = 0;  // the address as a number, IPv4 in the low 32 bits
+  int plen = 0;
+  int bits = 32;
+  std::array<uint8_t, 16> addr{};
+  std::vector<size_t> rules;
+  u128 end() const {
+    int host = bits - plen;
+    u128 span = host >= 128 ? ~u128(0) : ((u128(1) << host) - 1);
+    return start | span;
+  }
+};
+
+u128 to_num(const std::array<uint8_t, 16>& a, int bytes) {
+  u128 v = 0;
+  for (int i = 0; i < bytes; ++i) v = (v << 8) | a[i];
+  return v;
+}
+
+// Classes of one address dimension (family, direction): each distinct prefix
+// gets the rules whose prefixes contain it, plus the rules with no prefix.
+Result<std::vector<uint32_t>> build_addr(const Policy& p, int family, uint8_t dir, Classes& cls,
+                                         CompiledPolicy& out) {
+  std::map<std::pair<u128, int>, Prefix> uniq;
+  int bits = family == 4 ? 32 : 128;
+  auto wildcard = cls.empty();
+  for (size_t r = 0; r < p.rules.size(); ++r) {
+    auto& list = dir == SIPXDP_DIR_SRC ? p.rules[r].src : p.rules[r].dst;
+    if (list.empty()) Classes::set(wildcard, r);
+    for (auto& c : list) {
+      if (c.family != family) continue;
+      u128 start = to_num(c.addr, bits / 8);
+      auto& pf = uniq[{start, c.plen}];
+      pf.start = start;
+      pf.plen = c.plen;
+      pf.bits = bits;
+      pf.addr = c.addr;
+      pf.rules.push_back(r);
+    }
+  }
+  uniq[{0, 0}].bits = bits;  // the root /0 catches every address
+  std::vector<Prefix*> order;
+  for (auto& [k, v] : uniq) order.push_back(&v);  // sorted by start, then shorter first
+
+  std::vector<uint32_t> seen;
+  std::vector<std::pair<Prefix*, Classes::Bits>> stack;
+  for (Prefix* pf : order) {
+    while (!stack.empty() && pf->start > stack.back().first->end()) stack.pop_back();
+    auto bits_now = stack.empty() ? wildcard : stack.back().second;
+    for (size_t r : pf->rules) Classes::set(bits_now, r);
+    auto id = cls.intern(bits_now);
+    if (!id) return id.error();
+    if (id.value()) {
+      seen.push_back(id.value());
+      if (family == 4) {
+        Lpm4Entry e{dir, {}, static_cast<uint8_t>(pf->plen), id.value()};
+        std::copy_n(pf->addr.begin(), 4, e.addr.begin());
+        out.lpm4.push_back(e);
+      } else {
+        out.lpm6.push_back({dir, pf->addr, static_cast<uint8_t>(pf->plen), id.value()});
+      }
+    }
+    stack.emplace_back(pf, std::move(bits_now));
+  }
+  std::sort(seen.begin(), seen.end());
+  seen.erase(std::unique(seen.begin(), seen.end()), seen.end());
+  return seen;
+}
+
+// All non-empty intersections of a class from `as` with one from `bs`.
+Result<std::vector<uint32_t>> combine(uint8_t stage, const std::vector<uint32_t>& as,
+                                      const std::vector<uint32_t>& bs, Classes& cls, CompiledPolicy& out) {
+  std::vector<uint32_t> seen;
+  for (uint32_t a : as) {
+    for (uint32_t b : bs) {
+      auto id = cls.intersect(a, b);
+      if (!id) return id.error();
+      if (!id.value()) continue;
+      out.comb.push_back({stage, a, b, id.value()});
+      seen.push_back(id.value());
+    }
+  }
+  if (out.comb.size() > (1u << 20))
+    return make_error("policy too complex: more than 1048576 class combinations");
+  std::sort(seen.begin(), seen.end());
+  seen.erase(std::unique(seen.begin(), seen.end()), seen.end());
+  return seen;
+}
+
+std::vector<uint32_t> merged(std::vector<uint32_t> a, const std::vector<uint32_t>& b) {
+  a.insert(a.end(), b.begin(), b.end());
+  std::sort(a.begin(), a.end());
+  a.erase(std::unique(a.begin(), a.end()), a.end());
+  return a;
+}
+
+bool prefix_contains(const Cidr& c, int family, const std::array<uint8_t, 16>& a) {
+  if (c.family != family) return false;
+  for (int i = 0; i < (family == 4 ? 4 : 16); ++i) {
+    int keep = std::clamp(c.plen - i * 8, 0, 8);
+    uint8_t mask = static_cast<uint8_t>(0xff00 >> keep);
+    if ((a[i] & mask) != c.addr[i]) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+std::vector<uint32_t> fresh_counters(const Policy& p) {
+  std::vector<uint32_t> v(p.rules.size());
+  for (size_t i = 0; i < v.size(); ++i) v[i] = SIPXDP_CTR_RULE_BASE + static_cast<uint32_t>(i);
+  return v;
+}
+
+Result<CompiledPolicy> compile_policy(const Policy& p, const std::vector<uint32_t>& rule_counter) {
+  if (rule_counter.size() != p.rules.size()) return make_error("internal: counter slots do not match rules");
+  CompiledPolicy out;
+  Classes cls(std::max<size_t>(p.rules.size(), 1));
+  out.rule_counter = rule_counter;
+  out.port_class.assign(size_t(SIPXDP_PT_NUM) * SIPXDP_PORTS, 0);
+
+  bool use_sport = false, use_src = false, use_dst = false;
+  for (auto& r : p.rules) {
+    use_sport |= !r.sport.empty();
+    use_src |= !r.src.empty();
+    use_dst |= !r.dst.empty();
+  }
+
+  std::vector<uint32_t> pclasses;
+  for (int t = SIPXDP_PT_TCP; t <= SIPXDP_PT_OTHER; ++t) {
+    auto seen = build_port_table(p, t, cls, out.port_class.data() + size_t(t) * SIPXDP_PORTS);
+    if (!seen) return seen.error();
+    pclasses = merged(pclasses, seen.value());
+  }
+  std::vector<uint32_t> ps = pclasses;
+  if (use_sport) {
+    auto sclasses = build_port_table(p, SIPXDP_PT_SPORT, cls, out.port_class.data() + size_t(SIPXDP_PT_SPORT) * SIPXDP_PORTS);
+    if (!sclasses) return sclasses.error();
+    auto r = combine(SIPXDP_COMB_PS, pclasses, sclasses.value(), cls, out);
+    if (!r) return r.error();
+    ps = r.value();
+  }
+  std::vector<uint32_t> fin = ps;
+  if (use_src || use_dst) {
+    std::vector<uint32_t> addr;
+    for (int family : {4, 6}) {
+      std::vector<uint32_t> s, d;
+      if (use_src) {
+        auto r = build_addr(p, family, SIPXDP_DIR_SRC, cls, out);
+        if (!r) return r.error();
+        s = r.value();
+      }
+      if (use_dst) {
+        auto r = build_addr(p, family, SIPXDP_DIR_DST, cls, out);
+        if (!r) return r.error();
+        d = r.value();
+      }
+      if (use_src && use_dst) {
+        auto r = combine(SIPXDP_COMB_AD, s, d, cls, out);
+        if (!r) return r.error();
+        addr = merged(addr, r.value());
+      } else {
+        addr = merged(addr, use_src ? s : d);
+      }
+    }
+    auto r = combine(SIPXDP_COMB_FINAL, ps, addr, cls, out);
+    if (!r) return r.error();
+    fin = r.value();
+  }
+
+  out.cls_rule.assign(cls.size(), sipxdp_rule{});
+  for (uint32_t c = 1; c < cls.size(); ++c) {
+    int r = cls.first(c);
+    if (r < 0) continue;
+    const Rule& rule = p.rules[r];
+    out.cls_rule[c] = sipxdp_rule{
+        rule.action == Action::allow ? uint32_t(SIPXDP_ACT_ALLOW) : uint32_t(SIPXDP_ACT_DROP),
+        rule_counter[r], 0, static_cast<uint32_t>(r)};
+  }
+  out.hdr.flags = SIPXDP_HDR_VALID | (use_sport ? SIPXDP_HDR_SPORT : 0) | (use_src ? SIPXDP_HDR_SRC : 0) |
+                  (use_dst ? SIPXDP_HDR_DST : 0);
+  out.hdr.default_action = p.default_action == Action::allow ? SIPXDP_ACT_ALLOW : SIPXDP_ACT_DROP;
+  out.hdr.nrules = static_cast<uint32_t>(p.rules.size());
+  (void)fin;
+  return out;
+}
+
+int reference_match(const Policy& p, const PacketKey& k) {
+  for (size_t i = 0; i < p.rules.size(); ++i) {
+    const Rule& r = p.rules[i];
+    bool proto_ok;
+    uint16_t value = k.dport;
+    const std::vector<PortRange>* ranges = nullptr;
+    if (any_proto(r)) {
+      proto_ok = true;
+    } else if (k.proto == 6 && has_kind(r, ProtoKind::tcp)) {
+      proto_ok = true, ranges = &r.dport;
+    } else if (k.proto == 17 && has_kind(r, ProtoKind::udp)) {
+      proto_ok = true, ranges = &r.dport;
+    } else if (k.proto == 1 && k.family == 4 && has_kind(r, ProtoKind::icmp)) {
+      proto_ok = true, ranges = &r.icmp_type;
+    } else if (k.proto == 58 && k.family == 6 && has_kind(r, ProtoKind::icmpv6)) {
+      proto_ok = true, ranges = &r.icmp_type;
+    } else {
+      bool special = k.proto == 6 || k.proto == 17 || (k.proto == 1 && k.family == 4) ||
+                     (k.proto == 58 && k.family == 6);
+      proto_ok = !special && std::find(r.other_protos.begin(), r.other_protos.end(), k.proto) != r.other_protos.end();
+    }
+    if (!proto_ok) continue;
+    auto in = [](const std::vector<PortRange>& rs, uint16_t v) {
+      return rs.empty() || std::any_of(rs.begin(), rs.end(), [&](auto& x) { return v >= x.lo && v <= x.hi; });
+    };
+    if (ranges && !in(*ranges, value)) continue;
+    bool l4ports = k.proto == 6 || k.proto == 17;
+    if (!r.sport.empty() && !(l4ports && in(r.sport, k.sport))) continue;
+    auto addr_ok = [&](const std::vector<Cidr>& cs, const std::array<uint8_t, 16>& a) {
+      return cs.empty() || std::any_of(cs.begin(), cs.end(), [&](auto& c) { return prefix_contains(c, k.family, a); });
+    };
+    if (!addr_ok(r.src, k.src) || !addr_ok(r.dst, k.dst)) continue;
+    return static_cast<int>(i);
+  }
+  return -1;
+}
+
+int compiled_match(const CompiledPolicy& c, const PacketKey& k) {
+  auto port = [&](int t, uint32_t v) { return c.port_class[size_t(t) * SIPXDP_PORTS + v]; };
+  auto comb = [&](uint8_t stage, uint32_t a, uint32_t b) -> uint32_t {
+    if (!a || !b) return 0;
+    for (auto& e : c.comb)
+      if (e.stage == stage && e.a == a && e.b == b) return e.cls;
+    return 0;
+  };
+  auto addr = [&](uint8_t dir) -> uint32_t {
+    int best = -1;
+    uint32_t cls = 0;
+    const auto& a = dir == SIPXDP_DIR_SRC ? k.src : k.dst;
+    auto consider = [&](int family, const uint8_t* pa, int plen, uint32_t v) {
+      Cidr cc;
+      cc.family = family;
+      std::copy_n(pa, family == 4 ? 4 : 16, cc.addr.begin());
+      cc.plen = static_cast<uint8_t>(plen);
+      if (prefix_contains(cc, k.family, a) && plen > best) best = plen, cls = v;
+    };
+    if (k.family == 4) {
+      for (auto& e : c.lpm4)
+        if (e.dir == dir) consider(4, e.addr.data(), e.plen, e.cls);
+    } else {
+      for (auto& e : c.lpm6)
+        if (e.dir == dir) consider(6, e.addr.data(), e.plen, e.cls);
+    }
+    return cls;
+  };
+  int table;
+  uint32_t v;
+  if (k.proto == 6) table = SIPXDP_PT_TCP, v = k.dport;
+  else if (k.proto == 17) table = SIPXDP_PT_UDP, v = k.dport;
+  else if (k.proto == 1 && k.family == 4) table = SIPXDP_PT_ICMP, v = k.dport & 0xff;
+  else if (k.proto == 58 && k.family == 6) table = SIPXDP_PT_ICMP6, v = k.dport & 0xff;
+  else table = SIPXDP_PT_OTHER, v = k.proto;
+  uint32_t cls = port(table, v);
+  uint32_t f = c.hdr.flags;
+  if (cls && (f & SIPXDP_HDR_SPORT))
+    cls = comb(SIPXDP_COMB_PS, cls, port(SIPXDP_PT_SPORT, table <= SIPXDP_PT_UDP ? k.sport : 0));
+  if (cls && (f & (SIPXDP_HDR_SRC | SIPXDP_HDR_DST))) {
+    uint32_t a;
+    if (!(f & SIPXDP_HDR_DST)) a = addr(SIPXDP_DIR_SRC);
+    else if (!(f & SIPXDP_HDR_SRC)) a = addr(SIPXDP_DIR_DST);
+    else a = comb(SIPXDP_COMB_AD, addr(SIPXDP_DIR_SRC), addr(SIPXDP_DIR_DST));
+    cls = comb(SIPXDP_COMB_FINAL, cls, a);
+  }
+  if (!cls || cls >= c.cls_rule.size()) return -1;
+  return static_cast<int>(c.cls_rule[cls].rule);
+}
+
+}  // namespace sipxdp

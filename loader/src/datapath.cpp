@@ -1,0 +1,669 @@
+#include "sipxdp/datapath.h"
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <dirent.h>
+#include <fcntl.h>
+#include <linux/if_link.h>
+#include <net/if.h>
+#include <sched.h>
+#include <sys/file.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/mount.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdarg>
+#include <cstring>
+#include <ctime>
+#include <deque>
+#include <map>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <set>
+
+#include "ingress.skel.h"
+#include "sipxdp/skeleton.h"
+
+namespace sipxdp {
+
+static_assert(sizeof(sipxdp_lpm4_key) == 12);
+static_assert(sizeof(sipxdp_lpm6_key) == 24);
+static_assert(sizeof(sipxdp_comb_key) == 12);
+static_assert(sizeof(sipxdp_rule) == 16);
+static_assert(sizeof(sipxdp_policy_hdr) == 16);
+static_assert(sizeof(sipxdp_state) == 8);
+static_assert(sizeof(sipxdp_counter) == 16);
+static_assert(sizeof(sipxdp_manifest_chunk) == SIPXDP_MANIFEST_CHUNK);
+
+using json = nlohmann::json;
+
+namespace {
+
+constexpr const char* kLinkPin = "xdp_link";
+constexpr uint32_t kBpfFsMagic = 0xcafe4a11;
+
+// The pinned maps, by name; also the order in which they are pinned.
+const char* const kMapNames[] = {"state", "policy_hdr", "port_class", "lpm4",     "lpm6",
+                                 "comb",  "cls_rule",   "counters",   "manifest", "rcu_sync"};
+enum MapId { M_STATE, M_HDR, M_PORT, M_LPM4, M_LPM6, M_COMB, M_CLS, M_CTR, M_MANIFEST, M_RCU, M_NUM };
+
+std::mutex log_mu;
+std::function<void(const std::string&)> log_fn;
+std::deque<std::string> log_tail;
+
+int libbpf_print(enum libbpf_print_level, const char* fmt, va_list ap) {
+  char buf[2048];
+  vsnprintf(buf, sizeof(buf), fmt, ap);
+  std::lock_guard<std::mutex> g(log_mu);
+  std::string s(buf);
+  while (!s.empty() && s.back() == '\n') s.pop_back();
+  if (!s.empty()) {
+    log_tail.push_back(s);
+    if (log_tail.size() > 200) log_tail.pop_front();
+  }
+  if (log_fn) log_fn(s);
+  return 0;
+}
+
+struct LogInit {
+  LogInit() { libbpf_set_print(libbpf_print); }
+} log_init;
+
+// One generation flip must never see another apply half-way: a simple
+// advisory lock on the pin directory serialises policy writers.
+class DirLock {
+ public:
+  static Result<DirLock> take(const std::string& dir) {
+    DirLock l;
+    l.fd_.reset(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (!l.fd_.valid()) return sys_error("cannot open " + dir, errno);
+    if (::flock(l.fd_.get(), LOCK_EX) != 0) return sys_error("cannot lock " + dir, errno);
+    return l;
+  }
+
+ private:
+  Fd fd_;
+};
+
+Status ensure_bpffs() {
+  struct statfs st {};
+  if (statfs("/sys/fs/bpf", &st) == 0 && static_cast<uint32_t>(st.f_type) == kBpfFsMagic) return ok_status();
+  if (mount("bpf", "/sys/fs/bpf", "bpf", 0, "mode=0700") != 0)
+    return sys_error("/sys/fs/bpf is not a BPF filesystem and mounting one failed", errno);
+  return ok_status();
+}
+
+Status mkdir_p(const std::string& path) {
+  std::string cur;
+  for (size_t i = 1; i <= path.size(); ++i) {
+    if (i == path.size() || path[i] == '/') {
+      cur = path.substr(0, i);
+      if (::mkdir(cur.c_str(), 0700) != 0 && errno != EEXIST) return sys_error("cannot create " + cur, errno);
+    }
+  }
+  return ok_status();
+}
+
+void remove_dir(const std::string& dir) {
+  if (DIR* d = opendir(dir.c_str())) {
+    while (dirent* e = readdir(d)) {
+      std::string n = e->d_name;
+      if (n == "." || n == "..") continue;
+      ::unlink((dir + "/" + n).c_str());
+    }
+    closedir(d);
+  }
+  ::rmdir(dir.c_str());
+}
+
+size_t array_stride(size_t value_size) { return (value_size + 7) & ~size_t(7); }
+
+// A writable view of a BPF_F_MMAPABLE array map.
+class Mapping {
+ public:
+  static Result<Mapping> map(int fd, size_t bytes, const char* name) {
+    long page = sysconf(_SC_PAGESIZE);
+    size_t len = (bytes + page - 1) / page * page;
+    void* p = mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (p == MAP_FAILED) return sys_error(std::string("cannot mmap map ") + name, errno);
+    Mapping m;
+    m.p_ = static_cast<uint8_t*>(p);
+    m.len_ = len;
+    return m;
+  }
+  Mapping() = default;
+  Mapping(Mapping&& o) noexcept : p_(std::exchange(o.p_, nullptr)), len_(o.len_) {}
+  ~Mapping() {
+    if (p_) munmap(p_, len_);
+  }
+  uint8_t* data() const { return p_; }
+
+ private:
+  uint8_t* p_ = nullptr;
+  size_t len_ = 0;
+};
+
+int ncpus() {
+  static int n = libbpf_num_possible_cpus();
+  return n > 0 ? n : 1;
+}
+
+}  // namespace
+
+struct Datapath::Impl {
+  Skeleton<ingress> skel;
+  Fd maps[M_NUM];
+  std::string dir;  // pin directory, when opened from pins
+
+  int fd(MapId m) const { return maps[m].get(); }
+
+  Result<sipxdp_state> read_state() const {
+    uint32_t zero = 0;
+    sipxdp_state st{};
+    if (bpf_map_lookup_elem(fd(M_STATE), &zero, &st) != 0) return sys_error("cannot read map state", errno);
+    return st;
+  }
+
+  Result<std::string> read_manifest_text(uint32_t gen) const {
+    std::string out;
+    sipxdp_manifest_chunk ch;
+    for (uint32_t i = 0; i < SIPXDP_MANIFEST_CHUNKS; ++i) {
+      uint32_t key = gen * SIPXDP_MANIFEST_CHUNKS + i;
+      if (bpf_map_lookup_elem(fd(M_MANIFEST), &key, &ch) != 0) return sys_error("cannot read map manifest", errno);
+      const uint8_t* end = static_cast<const uint8_t*>(std::memchr(ch.data, 0, sizeof(ch.data)));
+      out.append(reinterpret_cast<const char*>(ch.data), end ? end - ch.data : sizeof(ch.data));
+      if (end) break;
+    }
+    return out;
+  }
+
+  Status write_manifest_text(uint32_t gen, const std::string& text) const {
+    if (text.size() + 1 > size_t(SIPXDP_MANIFEST_CHUNKS) * SIPXDP_MANIFEST_CHUNK)
+      return make_error("policy too large to store (" + std::to_string(text.size()) + " bytes of manifest, at most " +
+                        std::to_string(SIPXDP_MANIFEST_CHUNKS * SIPXDP_MANIFEST_CHUNK - 1) + ")");
+    sipxdp_manifest_chunk ch;
+    for (size_t off = 0, i = 0; off <= text.size(); off += sizeof(ch.data), ++i) {
+      std::memset(ch.data, 0, sizeof(ch.data));
+      size_t n = std::min(sizeof(ch.data), text.size() - off);
+      std::memcpy(ch.data, text.data() + off, n);
+      uint32_t key = gen * SIPXDP_MANIFEST_CHUNKS + static_cast<uint32_t>(i);
+      if (bpf_map_update_elem(fd(M_MANIFEST), &key, &ch, BPF_ANY) != 0)
+        return sys_error("cannot write map manifest", errno);
+      if (n < sizeof(ch.data)) break;
+    }
+    return ok_status();
+  }
+
+  // Deletes every key of generation `gen` from a hash or LPM map.
+  template <typename Key>
+  Status clear_gen(MapId m, uint8_t gen) const {
+    std::vector<Key> doomed;
+    Key k{}, next{};
+    void* prev = nullptr;
+    while (bpf_map_get_next_key(fd(m), prev, &next) == 0) {
+      if (next.gen == gen) doomed.push_back(next);
+      k = next;
+      prev = &k;
+    }
+    for (auto& d : doomed)
+      if (bpf_map_delete_elem(fd(m), &d) != 0 && errno != ENOENT)
+        return sys_error(std::string("cannot clear map ") + kMapNames[m], errno);
+    return ok_status();
+  }
+
+  // Returns once no packet can still be judged by a generation older than now.
+  Status wait_for_readers() const {
+    Fd inner(bpf_map_create(BPF_MAP_TYPE_ARRAY, nullptr, 4, 4, 1, nullptr));
+    if (!inner.valid()) return sys_error("cannot create map for RCU sync", errno);
+    uint32_t zero = 0;
+    int ifd = inner.get();
+    if (bpf_map_update_elem(fd(M_RCU), &zero, &ifd, BPF_ANY) != 0)
+      return sys_error("cannot write map rcu_sync", errno);
+    return ok_status();
+  }
+};
+
+Datapath::Datapath() : impl_(std::make_unique<Impl>()) {}
+Datapath::Datapath(Datapath&&) noexcept = default;
+Datapath& Datapath::operator=(Datapath&&) noexcept = default;
+Datapath::~Datapath() = default;
+
+std::string pin_root() { return "/sys/fs/bpf/sipxdp"; }
+
+std::string pin_dir(const std::string& ifname, const std::string& netns) {
+  return pin_root() + "/" + ifname + (netns.empty() ? "" : "@" + netns);
+}
+
+const char* xdp_mode_name(XdpMode m) {
+  switch (m) {
+    case XdpMode::auto_: return "auto";
+    case XdpMode::native: return "native";
+    case XdpMode::generic: return "generic";
+  }
+  return "?";
+}
+
+Result<XdpMode> parse_xdp_mode(const std::string& s) {
+  if (s == "auto") return XdpMode::auto_;
+  if (s == "native" || s == "drv") return XdpMode::native;
+  if (s == "generic" || s == "skb") return XdpMode::generic;
+  return make_error("unknown XDP mode \"" + s + "\" (auto, native or generic)");
+}
+
+const std::vector<BuiltinCounter>& builtin_counters() {
+  static const std::vector<BuiltinCounter> v = {
+      {SIPXDP_CTR_NONIP, "non-ip", "allow", "non-IP frames (ARP...)"},
+      {SIPXDP_CTR_IPV6_ND, "ipv6-nd", "allow", "ICMPv6 neighbour discovery"},
+      {SIPXDP_CTR_MALFORMED, "malformed", "drop", "truncated or malformed headers"},
+      {SIPXDP_CTR_MARTIAN, "martian", "drop", "127.0.0.0/8 or ::1 from outside"},
+      {SIPXDP_CTR_FRAGMENT, "fragment", "drop", "non-first fragments"},
+      {SIPXDP_CTR_NO_POLICY, "no-policy", "allow", "no policy loaded"},
+      {SIPXDP_CTR_DEFAULT, "default", "", "no rule matched"},
+  };
+  return v;
+}
+
+Result<Datapath> Datapath::load() {
+  Datapath dp;
+  auto& skel = dp.impl_->skel;
+  skel = Skeleton<ingress>::open();
+  if (!skel) return sys_error("cannot open the BPF object", errno);
+  int err = skel.load();
+  if (err) {
+    Error e = sys_error("the kernel refused to load the XDP program", err);
+    e.detail = libbpf_log_tail();
+    if (e.err == EPERM) e.what += " (run as root, with CAP_BPF and CAP_NET_ADMIN)";
+    return e;
+  }
+  struct bpf_map* maps[M_NUM] = {skel->maps.state,    skel->maps.policy_hdr, skel->maps.port_class,
+                                 skel->maps.lpm4,     skel->maps.lpm6,       skel->maps.comb,
+                                 skel->maps.cls_rule, skel->maps.counters,   skel->maps.manifest,
+                                 skel->maps.rcu_sync};
+  for (int i = 0; i < M_NUM; ++i) {
+    int fd = fcntl(bpf_map__fd(maps[i]), F_DUPFD_CLOEXEC, 3);
+    if (fd < 0) return sys_error("cannot dup map fd", errno);
+    dp.impl_->maps[i].reset(fd);
+  }
+  sipxdp_state st{0, SIPXDP_ABI_VERSION};
+  uint32_t zero = 0;
+  if (bpf_map_update_elem(dp.impl_->fd(M_STATE), &zero, &st, BPF_ANY) != 0)
+    return sys_error("cannot write map state", errno);
+  return dp;
+}
+
+Result<Datapath> Datapath::open_pinned(const std::string& dir) {
+  struct stat sb {};
+  if (stat(dir.c_str(), &sb) != 0) return sys_error("no sipxdp instance at " + dir, errno);
+  Datapath dp;
+  dp.impl_->dir = dir;
+  for (int i = 0; i < M_NUM; ++i) {
+    std::string path = dir + "/" + kMapNames[i];
+    int fd = bpf_obj_get(path.c_str());
+    if (fd < 0) return sys_error("cannot open pinned map " + path, errno);
+    dp.impl_->maps[i].reset(fd);
+  }
+  auto st = dp.impl_->read_state();
+  if (!st) return st.error();
+  if (st->abi_version != SIPXDP_ABI_VERSION)
+    return make_error("the instance at " + dir + " was made by another sipxdp version (ABI " +
+                      std::to_string(st->abi_version) + ", this one speaks " + std::to_string(SIPXDP_ABI_VERSION) +
+                      "); detach and attach again");
+  return dp;
+}
+
+int Datapath::xdp_prog_fd() const {
+  return impl_->skel ? bpf_program__fd(impl_->skel->progs.xdp_ingress) : -1;
+}
+
+Result<uint32_t> Datapath::active_generation() const {
+  auto st = impl_->read_state();
+  if (!st) return st.error();
+  return st->active_gen & 1;
+}
+
+Result<Manifest> Datapath::manifest() const {
+  auto gen = active_generation();
+  if (!gen) return gen.error();
+  auto text = impl_->read_manifest_text(gen.value());
+  if (!text) return text.error();
+  Manifest m;
+  m.generation = gen.value();
+  if (text->empty()) return m;
+  try {
+    json j = json::parse(text.value());
+    m.iface = j.value("iface", "");
+    m.netns = j.value("netns", "");
+    m.mode = j.value("mode", "");
+    m.policy_path = j.value("policy_path", "");
+    m.policy_sha256 = j.value("policy_sha256", "");
+    m.default_action = j.value("default_action", "");
+    m.applied_at = j.value("applied_at", uint64_t(0));
+    m.source = j.value("source", "");
+    for (auto& r : j.at("rules"))
+      m.rules.push_back({r.at("name"), r.at("match"), r.at("action"), r.at("counter")});
+  } catch (const std::exception& e) {
+    return make_error(std::string("the stored manifest is unreadable: ") + e.what());
+  }
+  return m;
+}
+
+Result<CounterValue> Datapath::counter(uint32_t slot) const {
+  std::vector<sipxdp_counter> per(ncpus());
+  if (bpf_map_lookup_elem(impl_->fd(M_CTR), &slot, per.data()) != 0)
+    return sys_error("cannot read map counters", errno);
+  CounterValue v;
+  for (auto& c : per) {
+    v.packets += c.packets;
+    v.bytes += c.bytes;
+  }
+  return v;
+}
+
+Result<std::vector<StatRow>> Datapath::stats() const {
+  auto m = manifest();
+  if (!m) return m.error();
+  std::vector<StatRow> rows;
+  for (auto& r : m->rules) {
+    auto v = counter(r.counter);
+    if (!v) return v.error();
+    rows.push_back({r.name, r.match, r.action, false, v.value()});
+  }
+  for (auto& b : builtin_counters()) {
+    auto v = counter(b.slot);
+    if (!v) return v.error();
+    std::string action = b.action;
+    if (b.slot == SIPXDP_CTR_DEFAULT) action = m->default_action.empty() ? "allow" : m->default_action;
+    rows.push_back({b.name, b.what, action, true, v.value()});
+  }
+  return rows;
+}
+
+Result<ApplySummary> Datapath::apply(const Policy& p, const std::string& source, const std::string& path) {
+  Impl& I = *impl_;
+  std::optional<DirLock> lock;
+  if (!I.dir.empty()) {
+    auto l = DirLock::take(I.dir);
+    if (!l) return l.error();
+    lock.emplace(std::move(l.value()));
+  }
+  auto st = I.read_state();
+  if (!st) return st.error();
+  uint32_t live = st->active_gen & 1, spare = live ^ 1;
+
+  // Counters follow rule names; a new rule never takes a slot the live
+  // generation still counts on.
+  Manifest old;
+  {
+    sipxdp_policy_hdr hdr{};
+    if (bpf_map_lookup_elem(I.fd(M_HDR), &live, &hdr) != 0) return sys_error("cannot read map policy_hdr", errno);
+    auto m = manifest();
+    if (m) old = std::move(m.value());
+    else if (hdr.flags & SIPXDP_HDR_VALID) return m.error();
+    if (!(hdr.flags & SIPXDP_HDR_VALID)) old.rules.clear();
+  }
+  std::map<std::string, uint32_t> old_slot;
+  std::set<uint32_t> used;
+  for (auto& r : old.rules) {
+    old_slot[r.name] = r.counter;
+    used.insert(r.counter);
+  }
+  ApplySummary sum;
+  std::vector<uint32_t> slots(p.rules.size());
+  std::vector<bool> fresh(p.rules.size(), false);
+  std::set<std::string> new_names;
+  for (size_t i = 0; i < p.rules.size(); ++i) {
+    new_names.insert(p.rules[i].name);
+    auto it = old_slot.find(p.rules[i].name);
+    if (it != old_slot.end()) {
+      slots[i] = it->second;
+      ++sum.kept;
+    } else {
+      fresh[i] = true;
+      ++sum.added;
+    }
+  }
+  uint32_t next = SIPXDP_CTR_RULE_BASE;
+  for (size_t i = 0; i < p.rules.size(); ++i) {
+    if (!fresh[i]) continue;
+    while (used.count(next)) ++next;
+    if (next >= SIPXDP_CTR_MAX) return make_error("out of counter slots");
+    slots[i] = next;
+    used.insert(next);
+  }
+  for (auto& r : old.rules) {
+    if (new_names.count(r.name)) continue;
+    ++sum.removed;
+    auto v = counter(r.counter);
+    sum.removed_counts.push_back({r.name, v ? v.value() : CounterValue{}});
+  }
+
+  auto compiled = compile_policy(p, slots);
+  if (!compiled) return compiled.error();
+  const CompiledPolicy& c = compiled.value();
+
+  // Fill the spare generation. Nothing here is visible to packets until the flip.
+  SIPXDP_TRY(I.clear_gen<sipxdp_lpm4_key>(M_LPM4, spare));
+  SIPXDP_TRY(I.clear_gen<sipxdp_lpm6_key>(M_LPM6, spare));
+  SIPXDP_TRY(I.clear_gen<sipxdp_comb_key>(M_COMB, spare));
+  {
+    const size_t stride = array_stride(sizeof(uint32_t));
+    auto m = Mapping::map(I.fd(M_PORT), stride * SIPXDP_PORT_CLASS_ENTRIES, "port_class");
+    if (!m) return m.error();
+    for (uint32_t t = 0; t < SIPXDP_PT_NUM; ++t) {
+      uint8_t* base = m->data() + stride * sipxdp_port_index(spare, t, 0);
+      const uint32_t* src = c.port_class.data() + size_t(t) * SIPXDP_PORTS;
+      for (uint32_t port = 0; port < SIPXDP_PORTS; ++port)
+        std::memcpy(base + stride * port, &src[port], sizeof(uint32_t));
+    }
+  }
+  for (auto& e : c.lpm4) {
+    sipxdp_lpm4_key k{};
+    k.prefixlen = SIPXDP_LPM_HDR_BITS + e.plen;
+    k.gen = static_cast<uint8_t>(spare);
+    k.dir = e.dir;
+    std::memcpy(k.addr, e.addr.data(), 4);
+    if (bpf_map_update_elem(I.fd(M_LPM4), &k, &e.cls, BPF_ANY) != 0) return sys_error("cannot write map lpm4", errno);
+  }
+  for (auto& e : c.lpm6) {
+    sipxdp_lpm6_key k{};
+    k.prefixlen = SIPXDP_LPM_HDR_BITS + e.plen;
+    k.gen = static_cast<uint8_t>(spare);
+    k.dir = e.dir;
+    std::memcpy(k.addr, e.addr.data(), 16);
+    if (bpf_map_update_elem(I.fd(M_LPM6), &k, &e.cls, BPF_ANY) != 0) return sys_error("cannot write map lpm6", errno);
+  }
+  for (auto& e : c.comb) {
+    sipxdp_comb_key k{};
+    k.gen = static_cast<uint8_t>(spare);
+    k.stage = e.stage;
+    k.a = e.a;
+    k.b = e.b;
+    if (bpf_map_update_elem(I.fd(M_COMB), &k, &e.cls, BPF_ANY) != 0) return sys_error("cannot write map comb", errno);
+  }
+  {
+    const size_t stride = array_stride(sizeof(sipxdp_rule));
+    auto m = Mapping::map(I.fd(M_CLS), stride * SIPXDP_GENS * SIPXDP_MAX_CLASSES, "cls_rule");
+    if (!m) return m.error();
+    uint8_t* base = m->data() + stride * size_t(spare) * SIPXDP_MAX_CLASSES;
+    std::memset(base, 0, stride * SIPXDP_MAX_CLASSES);
+    for (size_t i = 0; i < c.cls_rule.size(); ++i) std::memcpy(base + stride * i, &c.cls_rule[i], sizeof(sipxdp_rule));
+  }
+  {
+    std::vector<sipxdp_counter> zeros(ncpus());
+    for (size_t i = 0; i < p.rules.size(); ++i) {
+      if (!fresh[i]) continue;
+      if (bpf_map_update_elem(I.fd(M_CTR), &slots[i], zeros.data(), BPF_ANY) != 0)
+        return sys_error("cannot reset map counters", errno);
+    }
+  }
+  {
+    json j;
+    j["abi"] = SIPXDP_ABI_VERSION;
+    j["iface"] = old.iface;
+    j["netns"] = old.netns;
+    j["mode"] = old.mode;
+    j["policy_path"] = path;
+    j["policy_sha256"] = sha256_hex(source);
+    j["default_action"] = action_name(p.default_action);
+    j["applied_at"] = static_cast<uint64_t>(time(nullptr));
+    j["rules"] = json::array();
+    for (size_t i = 0; i < p.rules.size(); ++i)
+      j["rules"].push_back({{"name", p.rules[i].name},
+                            {"match", p.rules[i].match_text()},
+                            {"action", action_name(p.rules[i].action)},
+                            {"counter", slots[i]}});
+    j["source"] = source;
+    SIPXDP_TRY(I.write_manifest_text(spare, j.dump()));
+  }
+  if (bpf_map_update_elem(I.fd(M_HDR), &spare, &c.hdr, BPF_ANY) != 0)
+    return sys_error("cannot write map policy_hdr", errno);
+
+  // The flip: one write, after which every new packet sees only the new policy.
+  sipxdp_state ns{spare, SIPXDP_ABI_VERSION};
+  uint32_t zero = 0;
+  if (bpf_map_update_elem(I.fd(M_STATE), &zero, &ns, BPF_ANY) != 0) return sys_error("cannot write map state", errno);
+  SIPXDP_TRY(I.wait_for_readers());
+
+  sum.generation = spare;
+  sum.rules = p.rules.size();
+  sum.classes = c.classes();
+  return sum;
+}
+
+Status Datapath::attach_and_pin(const AttachOptions& o, const Policy& p, const std::string& source,
+                                const std::string& path) {
+  Impl& I = *impl_;
+  if (!I.skel) return make_error("internal: attach needs a freshly loaded program");
+  std::string where = o.netns.empty() ? "" : " in network namespace " + o.netns;
+  unsigned ifindex = if_nametoindex(o.ifname.c_str());
+  if (ifindex == 0) return make_error("no interface " + o.ifname + where);
+  if (o.ifname == "lo") return make_error("refusing to attach to the loopback interface");
+
+  LIBBPF_OPTS(bpf_xdp_query_opts, q);
+  if (bpf_xdp_query(static_cast<int>(ifindex), 0, &q) == 0 && q.prog_id != 0)
+    return make_error(o.ifname + where + " already has an XDP program (id " + std::to_string(q.prog_id) +
+                      "); sipxdp does not replace programs it did not attach");
+
+  SIPXDP_TRY(ensure_bpffs());
+  SIPXDP_TRY(mkdir_p(pin_root()));
+  std::string dir = pin_dir(o.ifname, o.netns);
+  if (::mkdir(dir.c_str(), 0700) != 0) {
+    if (errno == EEXIST)
+      return make_error(o.ifname + where + " is already attached (pins at " + dir + "); use apply, or detach first");
+    return sys_error("cannot create " + dir, errno);
+  }
+  I.dir = dir;
+  auto fail = [&](Error e) -> Status {
+    remove_dir(dir);
+    I.dir.clear();
+    return e;
+  };
+
+  // Record where this instance lives before any policy write copies it forward.
+  {
+    json j = {{"abi", SIPXDP_ABI_VERSION}, {"iface", o.ifname}, {"netns", o.netns},
+              {"mode", xdp_mode_name(o.mode)}, {"rules", json::array()}};
+    auto s = I.write_manifest_text(0, j.dump());
+    if (!s) return fail(s.error());
+    s = I.write_manifest_text(1, j.dump());
+    if (!s) return fail(s.error());
+  }
+  for (int i = 0; i < M_NUM; ++i) {
+    std::string path = dir + "/" + kMapNames[i];
+    if (bpf_obj_pin(I.fd(static_cast<MapId>(i)), path.c_str()) != 0)
+      return fail(sys_error("cannot pin map at " + path, errno));
+  }
+
+  // The policy is live before the first packet reaches the program.
+  if (auto a = apply(p, source, path); !a) return fail(a.error());
+
+  uint32_t flags = o.mode == XdpMode::native ? XDP_FLAGS_DRV_MODE : o.mode == XdpMode::generic ? XDP_FLAGS_SKB_MODE : 0;
+  LIBBPF_OPTS(bpf_link_create_opts, lo, .flags = flags);
+  Fd link(bpf_link_create(xdp_prog_fd(), static_cast<int>(ifindex), BPF_XDP, &lo));
+  if (!link.valid()) {
+    int e = errno;
+    std::string why = "cannot attach XDP to " + o.ifname + where + " in " + xdp_mode_name(o.mode) + " mode";
+    if (e == EOPNOTSUPP || e == EINVAL) why += " (the driver may lack native XDP; try --mode generic)";
+    Error err = sys_error(why, e);
+    err.detail = libbpf_log_tail();
+    return fail(err);
+  }
+  std::string link_path = dir + "/" + kLinkPin;
+  if (bpf_obj_pin(link.get(), link_path.c_str()) != 0) return fail(sys_error("cannot pin link at " + link_path, errno));
+  return ok_status();
+}
+
+Result<Datapath::LinkInfo> Datapath::link_info(const std::string& dir) {
+  std::string path = dir + "/" + kLinkPin;
+  Fd fd(bpf_obj_get(path.c_str()));
+  if (!fd.valid()) return sys_error("cannot open pinned link " + path, errno);
+  bpf_link_info info{};
+  uint32_t len = sizeof(info);
+  if (bpf_obj_get_info_by_fd(fd.get(), &info, &len) != 0) return sys_error("cannot query link " + path, errno);
+  LinkInfo li;
+  li.prog_id = info.prog_id;
+  li.link_id = info.id;
+  li.ifindex = info.xdp.ifindex;
+  li.alive = info.xdp.ifindex != 0;
+  return li;
+}
+
+Status Datapath::detach(const std::string& dir) {
+  struct stat sb {};
+  if (stat(dir.c_str(), &sb) != 0) return sys_error("nothing attached at " + dir, errno);
+  std::string link_path = dir + "/" + kLinkPin;
+  Fd fd(bpf_obj_get(link_path.c_str()));
+  // Detach explicitly: another process holding the link must not keep it attached.
+  if (fd.valid() && bpf_link_detach(fd.get()) != 0 && errno != EINVAL && errno != ENOLINK)
+    return sys_error("cannot detach link " + link_path, errno);
+  remove_dir(dir);
+  if (stat(dir.c_str(), &sb) == 0) return make_error("could not remove every pin under " + dir);
+  return ok_status();
+}
+
+std::vector<std::string> attached_instances() {
+  std::vector<std::string> out;
+  if (DIR* d = opendir(pin_root().c_str())) {
+    while (dirent* e = readdir(d)) {
+      std::string n = e->d_name;
+      if (n != "." && n != "..") out.push_back(n);
+    }
+    closedir(d);
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+Result<std::unique_ptr<NetnsScope>> NetnsScope::enter(const std::string& name) {
+  if (name.empty() || name.find('/') != std::string::npos) return make_error("bad network namespace name \"" + name + "\"");
+  std::unique_ptr<NetnsScope> s(new NetnsScope());
+  s->orig_.reset(::open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC));
+  if (!s->orig_.valid()) return sys_error("cannot open /proc/self/ns/net", errno);
+  std::string path = "/run/netns/" + name;
+  Fd target(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!target.valid()) return sys_error("no network namespace " + name + " (ip netns add " + name + ")", errno);
+  if (setns(target.get(), CLONE_NEWNET) != 0) return sys_error("cannot enter network namespace " + name, errno);
+  return s;
+}
+
+NetnsScope::~NetnsScope() {
+  if (orig_.valid()) (void)setns(orig_.get(), CLONE_NEWNET);
+}
+
+void set_libbpf_logger(std::function<void(const std::string&)> fn) {
+  std::lock_guard<std::mutex> g(log_mu);
+  log_fn = std::move(fn);
+}
+
+std::string libbpf_log_tail(size_t max_lines) {
+  std::lock_guard<std::mutex> g(log_mu);
+  std::string out;
+  size_t start = log_tail.size() > max_lines ? log_tail.size() - max_lines : 0;
+  for (size_t i = start; i < log_tail.size(); ++i) out += log_tail[i] + "\n";
+  return out;
+}
+
+}  // namespace sipxdp

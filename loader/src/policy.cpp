@@ -1,0 +1,509 @@
+#include "sipxdp/policy.h"
+
+#include "sipxdp/abi.h"
+
+#include <arpa/inet.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <sstream>
+#include <variant>
+
+namespace sipxdp {
+
+using json = nlohmann::json;
+
+namespace {
+
+using PathElem = std::variant<std::string, size_t>;
+using Path = std::vector<PathElem>;
+
+// nlohmann/json keeps no source positions, so errors about a value find it
+// again in the text by walking the same path with a minimal JSON scanner.
+class Locator {
+ public:
+  explicit Locator(const std::string& t) : t_(t) {}
+
+  // Offset of the value at `path` (of its key when `key` is set), or npos.
+  size_t find(const Path& path, bool key) {
+    i_ = 0;
+    ws();
+    for (size_t d = 0; d < path.size(); ++d) {
+      if (i_ >= t_.size()) return std::string::npos;
+      if (auto* k = std::get_if<std::string>(&path[d])) {
+        if (t_[i_] != '{') return std::string::npos;
+        ++i_;
+        bool found = false;
+        for (;;) {
+          ws();
+          if (i_ >= t_.size() || t_[i_] == '}') return std::string::npos;
+          size_t key_at = i_;
+          std::string name = str();
+          ws();
+          if (i_ >= t_.size() || t_[i_] != ':') return std::string::npos;
+          ++i_;
+          ws();
+          if (name == *k) {
+            if (key && d + 1 == path.size()) return key_at;
+            found = true;
+            break;
+          }
+          skip();
+          ws();
+          if (i_ < t_.size() && t_[i_] == ',') ++i_;
+        }
+        if (!found) return std::string::npos;
+      } else {
+        size_t n = std::get<size_t>(path[d]);
+        if (t_[i_] != '[') return std::string::npos;
+        ++i_;
+        for (size_t e = 0; e < n; ++e) {
+          ws();
+          skip();
+          ws();
+          if (i_ >= t_.size() || t_[i_] != ',') return std::string::npos;
+          ++i_;
+        }
+        ws();
+      }
+    }
+    return i_;
+  }
+
+ private:
+  void ws() {
+    while (i_ < t_.size() && (t_[i_] == ' ' || t_[i_] == '\t' || t_[i_] == '\n' || t_[i_] == '\r')) ++i_;
+  }
+  std::string str() {
+    std::string out;
+    if (i_ >= t_.size() || t_[i_] != '"') return out;
+    for (++i_; i_ < t_.size() && t_[i_] != '"'; ++i_) {
+      if (t_[i_] == '\\') ++i_;
+      if (i_ < t_.size()) out += t_[i_];
+    }
+    ++i_;
+    return out;
+  }
+  void skip() {
+    if (i_ >= t_.size()) return;
+    char c = t_[i_];
+    if (c == '"') {
+      str();
+    } else if (c == '{' || c == '[') {
+      int depth = 0;
+      while (i_ < t_.size()) {
+        char d = t_[i_];
+        if (d == '"') {
+          str();
+          continue;
+        }
+        if (d == '{' || d == '[') ++depth;
+        if (d == '}' || d == ']') {
+          if (--depth == 0) {
+            ++i_;
+            return;
+          }
+        }
+        ++i_;
+      }
+    } else {
+      while (i_ < t_.size() && !std::strchr(",}] \t\r\n", t_[i_])) ++i_;
+    }
+  }
+
+  const std::string& t_;
+  size_t i_ = 0;
+};
+
+std::string line_col(const std::string& text, size_t off) {
+  size_t line = 1, col = 1;
+  for (size_t i = 0; i < off && i < text.size(); ++i) {
+    if (text[i] == '\n') {
+      ++line;
+      col = 1;
+    } else {
+      ++col;
+    }
+  }
+  return std::to_string(line) + ":" + std::to_string(col);
+}
+
+// Raised inside the parser, turned into an Error with a position at the top.
+struct PolicyError {
+  Path path;
+  bool at_key;
+  std::string rule;  // empty outside a rule
+  std::string msg;
+};
+
+class Parser {
+ public:
+  Policy run(const json& doc) {
+    Policy p;
+    if (!doc.is_object()) fail({}, "the policy must be a JSON object");
+    static const std::set<std::string> known = {"version", "default_action", "description", "rules"};
+    for (auto& [k, v] : doc.items()) {
+      if (!known.count(k)) fail({k}, "unknown field \"" + k + "\"", true);
+    }
+    if (!doc.contains("version")) fail({}, "missing \"version\" (use 1)");
+    if (!doc["version"].is_number_integer() || doc["version"].get<int64_t>() != 1)
+      fail({"version"}, "unsupported version " + doc["version"].dump() + " (this sipxdp reads version 1)");
+    if (!doc.contains("default_action")) fail({}, "missing \"default_action\" (\"allow\" or \"drop\")");
+    p.default_action = action(doc["default_action"], {"default_action"});
+    if (doc.contains("description")) {
+      if (!doc["description"].is_string()) fail({"description"}, "\"description\" must be a string");
+      p.description = doc["description"].get<std::string>();
+    }
+    if (doc.contains("rules")) {
+      const json& rules = doc["rules"];
+      if (!rules.is_array()) fail({"rules"}, "\"rules\" must be an array");
+      if (rules.size() > SIPXDP_MAX_RULES)
+        fail({"rules"}, "too many rules: " + std::to_string(rules.size()) + " (at most " +
+                            std::to_string(SIPXDP_MAX_RULES) + ")");
+      std::set<std::string> names;
+      for (size_t i = 0; i < rules.size(); ++i) {
+        Rule r = rule(rules[i], {"rules", i});
+        if (!names.insert(r.name).second)
+          fail({"rules", i, "name"}, "duplicate rule name (rule names must be unique)", false, r.name);
+        p.rules.push_back(std::move(r));
+      }
+    }
+    return p;
+  }
+
+
+ private:
+  [[noreturn]] void fail(Path path, std::string msg, bool at_key = false, std::string rule = {}) {
+    throw PolicyError{std::move(path), at_key, rule.empty() ? cur_rule_ : rule, std::move(msg)};
+  }
+
+  Action action(const json& v, const Path& at) {
+    if (v.is_string()) {
+      std::string s = v.get<std::string>();
+      if (s == "allow" || s == "accept") return Action::allow;
+      if (s == "drop" || s == "deny") return Action::drop;
+    }
+    fail(at, "action must be \"allow\" or \"drop\", not " + v.dump());
+  }
+
+  Rule rule(const json& v, Path at) {
+    cur_rule_.clear();
+    if (!v.is_object()) fail(at, "a rule must be a JSON object");
+    static const std::set<std::string> known = {"name",  "proto", "dport", "sport",  "icmp_type",
+                                                "src",   "dst",   "action", "comment"};
+    Rule r;
+    if (v.contains("name") && v["name"].is_string()) cur_rule_ = v["name"].get<std::string>();
+    for (auto& [k, x] : v.items()) {
+      Path p = at;
+      p.push_back(k);
+      if (!known.count(k)) fail(p, "unknown field \"" + k + "\"", true);
+    }
+    auto sub = [&](const char* k) {
+      Path p = at;
+      p.push_back(std::string(k));
+      return p;
+    };
+    if (!v.contains("name")) fail(at, "rule #" + std::to_string(std::get<size_t>(at[1]) + 1) + " has no \"name\"");
+    if (!v["name"].is_string()) fail(sub("name"), "\"name\" must be a string");
+    r.name = v["name"].get<std::string>();
+    if (r.name.empty() || r.name.size() > 63 ||
+        !std::all_of(r.name.begin(), r.name.end(),
+                     [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.'; }))
+      fail(sub("name"), "rule names are 1-63 characters of A-Z a-z 0-9 - _ .");
+    if (!v.contains("action")) fail(at, "missing \"action\" (\"allow\" or \"drop\")");
+    r.action = action(v["action"], sub("action"));
+    if (v.contains("comment")) {
+      if (!v["comment"].is_string()) fail(sub("comment"), "\"comment\" must be a string");
+      r.comment = v["comment"].get<std::string>();
+    }
+    bool any_proto = true;
+    if (v.contains("proto")) protos(v["proto"], sub("proto"), r, any_proto);
+    auto only = [&](std::initializer_list<ProtoKind> allowed) {
+      if (any_proto || !r.other_protos.empty()) return false;
+      return std::all_of(r.protos.begin(), r.protos.end(), [&](ProtoKind k) {
+        return std::find(allowed.begin(), allowed.end(), k) != allowed.end();
+      });
+    };
+    for (const char* f : {"dport", "sport"}) {
+      if (!v.contains(f)) continue;
+      if (!only({ProtoKind::tcp, ProtoKind::udp}))
+        fail(sub(f), std::string("\"") + f + "\" needs \"proto\" tcp or udp (or a list of them)");
+      (std::strcmp(f, "dport") == 0 ? r.dport : r.sport) = ports(v[f], sub(f), 65535, "port");
+    }
+    if (v.contains("icmp_type")) {
+      if (!only({ProtoKind::icmp, ProtoKind::icmpv6}))
+        fail(sub("icmp_type"), "\"icmp_type\" needs \"proto\" icmp or icmpv6");
+      r.icmp_type = ports(v["icmp_type"], sub("icmp_type"), 255, "ICMP type");
+    }
+    for (const char* f : {"src", "dst"}) {
+      if (!v.contains(f)) continue;
+      auto& out = std::strcmp(f, "src") == 0 ? r.src : r.dst;
+      const json& x = v[f];
+      Path p = sub(f);
+      if (x.is_string()) {
+        out.push_back(cidr(x, p));
+      } else if (x.is_array()) {
+        if (x.empty()) fail(p, std::string("\"") + f + "\" is an empty list (omit it to match any address)");
+        for (size_t i = 0; i < x.size(); ++i) {
+          Path q = p;
+          q.push_back(i);
+          out.push_back(cidr(x[i], q));
+        }
+      } else {
+        fail(p, std::string("\"") + f + "\" must be a CIDR string or a list of them");
+      }
+    }
+    return r;
+  }
+
+  void protos(const json& v, const Path& at, Rule& r, bool& any) {
+    auto one = [&](const json& x, const Path& p) {
+      int num = -1;
+      if (x.is_string()) {
+        std::string s = x.get<std::string>();
+        std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
+        if (s == "any" || s == "all") return void(any = true);
+        if (s == "tcp") num = 6;
+        else if (s == "udp") num = 17;
+        else if (s == "icmp") num = 1;
+        else if (s == "icmpv6" || s == "ipv6-icmp") num = 58;
+        else if (s == "gre") num = 47;
+        else if (s == "esp") num = 50;
+        else if (s == "ah") num = 51;
+        else if (s == "sctp") num = 132;
+        else fail(p, "unknown protocol \"" + s + "\" (tcp, udp, icmp, icmpv6, any, or a number 0-255)");
+      } else if (x.is_number_integer() && x.get<int64_t>() >= 0 && x.get<int64_t>() <= 255) {
+        num = static_cast<int>(x.get<int64_t>());
+      } else {
+        fail(p, "protocol must be a name or a number 0-255, not " + x.dump());
+      }
+      any = false;
+      ProtoKind k;
+      switch (num) {
+        case 6: k = ProtoKind::tcp; break;
+        case 17: k = ProtoKind::udp; break;
+        case 1: k = ProtoKind::icmp; break;
+        case 58: k = ProtoKind::icmpv6; break;
+        default:
+          if (std::find(r.other_protos.begin(), r.other_protos.end(), num) == r.other_protos.end())
+            r.other_protos.push_back(static_cast<uint8_t>(num));
+          return;
+      }
+      if (std::find(r.protos.begin(), r.protos.end(), k) == r.protos.end()) r.protos.push_back(k);
+    };
+    if (v.is_array()) {
+      if (v.empty()) fail(at, "\"proto\" is an empty list");
+      bool saw_any = false;
+      for (size_t i = 0; i < v.size(); ++i) {
+        Path p = at;
+        p.push_back(i);
+        one(v[i], p);
+        saw_any |= any;
+      }
+      if (saw_any) {
+        any = true;
+        r.protos.clear();
+        r.other_protos.clear();
+      }
+    } else {
+      one(v, at);
+    }
+  }
+
+  std::vector<PortRange> ports(const json& v, const Path& at, int max, const char* what) {
+    std::vector<PortRange> out;
+    auto num = [&](const std::string& s, const Path& p) -> int {
+      if (s.empty() || s.size() > 5 || !std::all_of(s.begin(), s.end(), ::isdigit))
+        fail(p, std::string("bad ") + what + " \"" + s + "\" (a number, \"lo-hi\", or a list of them)");
+      int n = std::stoi(s);
+      if (n > max) fail(p, std::string(what) + " " + s + " is out of range (0-" + std::to_string(max) + ")");
+      return n;
+    };
+    auto one = [&](const json& x, const Path& p) {
+      if (x.is_number_integer()) {
+        int64_t n = x.get<int64_t>();
+        if (n < 0 || n > max)
+          fail(p, std::string(what) + " " + std::to_string(n) + " is out of range (0-" + std::to_string(max) + ")");
+        out.push_back({static_cast<uint16_t>(n), static_cast<uint16_t>(n)});
+      } else if (x.is_string()) {
+        std::string s = x.get<std::string>();
+        auto dash = s.find_first_of("-:");
+        if (dash == std::string::npos) {
+          int n = num(s, p);
+          out.push_back({static_cast<uint16_t>(n), static_cast<uint16_t>(n)});
+        } else {
+          int lo = num(s.substr(0, dash), p), hi = num(s.substr(dash + 1), p);
+          if (lo > hi) fail(p, std::string(what) + " range " + s + " is reversed (low-high)");
+          out.push_back({static_cast<uint16_t>(lo), static_cast<uint16_t>(hi)});
+        }
+      } else {
+        fail(p, std::string(what) + " must be a number, a \"lo-hi\" string, or a list of them, not " + x.dump());
+      }
+    };
+    if (v.is_array()) {
+      if (v.empty()) fail(at, std::string("empty ") + what + " list (omit the field to match any)");
+      for (size_t i = 0; i < v.size(); ++i) {
+        Path p = at;
+        p.push_back(i);
+        one(v[i], p);
+      }
+    } else {
+      one(v, at);
+    }
+    return out;
+  }
+
+  Cidr cidr(const json& v, const Path& at) {
+    if (!v.is_string()) fail(at, "address must be a CIDR string, not " + v.dump());
+    auto c = parse_cidr(v.get<std::string>());
+    if (!c) fail(at, c.error().what);
+    return c.value();
+  }
+
+  std::string cur_rule_;
+};
+
+std::string join_ranges(const std::vector<PortRange>& rs) {
+  std::string s;
+  for (auto& r : rs) {
+    if (!s.empty()) s += ",";
+    s += std::to_string(r.lo);
+    if (r.hi != r.lo) s += "-" + std::to_string(r.hi);
+  }
+  return s;
+}
+
+}  // namespace
+
+std::string Cidr::str() const {
+  char buf[INET6_ADDRSTRLEN];
+  inet_ntop(family == 4 ? AF_INET : AF_INET6, addr.data(), buf, sizeof(buf));
+  return std::string(buf) + "/" + std::to_string(plen);
+}
+
+Result<Cidr> parse_cidr(const std::string& s) {
+  Cidr c;
+  std::string a = s;
+  int plen = -1;
+  auto slash = s.find('/');
+  if (slash != std::string::npos) {
+    a = s.substr(0, slash);
+    std::string p = s.substr(slash + 1);
+    if (p.empty() || p.size() > 3 || !std::all_of(p.begin(), p.end(), ::isdigit))
+      return make_error("bad prefix length in \"" + s + "\"");
+    plen = std::stoi(p);
+  }
+  if (inet_pton(AF_INET, a.c_str(), c.addr.data()) == 1) {
+    c.family = 4;
+    if (plen < 0) plen = 32;
+    if (plen > 32) return make_error("prefix length /" + std::to_string(plen) + " is too long for IPv4 in \"" + s + "\"");
+  } else if (inet_pton(AF_INET6, a.c_str(), c.addr.data()) == 1) {
+    c.family = 6;
+    if (plen < 0) plen = 128;
+    if (plen > 128) return make_error("prefix length /" + std::to_string(plen) + " is too long for IPv6 in \"" + s + "\"");
+  } else {
+    return make_error("\"" + s + "\" is not an IPv4 or IPv6 address or CIDR");
+  }
+  c.plen = static_cast<uint8_t>(plen);
+  Cidr masked = c;
+  int bytes = c.family == 4 ? 4 : 16;
+  for (int i = 0; i < bytes; ++i) {
+    int keep = std::clamp(plen - i * 8, 0, 8);
+    masked.addr[i] &= static_cast<uint8_t>(0xff00 >> keep);
+  }
+  if (masked.addr != c.addr)
+    return make_error("\"" + s + "\" has host bits set (did you mean " + masked.str() + "?)");
+  return c;
+}
+
+const char* action_name(Action a) { return a == Action::allow ? "allow" : "drop"; }
+
+const char* proto_kind_name(ProtoKind k) {
+  switch (k) {
+    case ProtoKind::tcp: return "tcp";
+    case ProtoKind::udp: return "udp";
+    case ProtoKind::icmp: return "icmp";
+    case ProtoKind::icmpv6: return "icmpv6";
+    case ProtoKind::other: return "other";
+  }
+  return "?";
+}
+
+std::string Rule::match_text() const {
+  std::string s;
+  auto add = [&](const std::string& w) {
+    if (!s.empty()) s += " ";
+    s += w;
+  };
+  if (protos.empty() && other_protos.empty()) {
+    add("any");
+  } else {
+    std::string p;
+    for (auto k : protos) p += (p.empty() ? "" : ",") + std::string(proto_kind_name(k));
+    for (auto n : other_protos) p += (p.empty() ? "" : ",") + std::to_string(n);
+    add(p);
+  }
+  if (!dport.empty()) add("dport " + join_ranges(dport));
+  if (!sport.empty()) add("sport " + join_ranges(sport));
+  if (!icmp_type.empty()) add("type " + join_ranges(icmp_type));
+  auto cidrs = [&](const char* w, const std::vector<Cidr>& cs) {
+    if (cs.empty()) return;
+    std::string t;
+    size_t shown = std::min<size_t>(cs.size(), 3);
+    for (size_t i = 0; i < shown; ++i) t += (i ? "," : "") + cs[i].str();
+    if (cs.size() > shown) t += ",+" + std::to_string(cs.size() - shown);
+    add(std::string(w) + " " + t);
+  };
+  cidrs("src", src);
+  cidrs("dst", dst);
+  return s;
+}
+
+Result<Policy> parse_policy(const std::string& text, const std::string& origin) {
+  json doc;
+  try {
+    doc = json::parse(text, nullptr, true, /*ignore_comments=*/false);
+  } catch (const json::parse_error& e) {
+    // e.byte is 1-based and points just past the offending character.
+    size_t off = e.byte > 0 ? e.byte - 1 : 0;
+    std::string what = e.what();
+    auto p = what.find("parse error");
+    auto colon = what.find(": ", p == std::string::npos ? 0 : p);
+    std::string reason = colon == std::string::npos ? what : what.substr(colon + 2);
+    // Drop nlohmann's "at line N, column M" prefix: our own position comes first.
+    auto lc = reason.find("at line ");
+    if (lc == 0) {
+      auto c2 = reason.find(": ");
+      if (c2 != std::string::npos) reason = reason.substr(c2 + 2);
+    }
+    return make_error(origin + ":" + line_col(text, off) + ": invalid JSON: " + reason);
+  }
+  try {
+    Parser parser;
+    return parser.run(doc);
+  } catch (const PolicyError& e) {
+    Locator loc(text);
+    size_t off = loc.find(e.path, e.at_key);
+    std::string where = origin;
+    if (off != std::string::npos) where += ":" + line_col(text, off);
+    std::string rule = e.rule.empty() ? "" : "rule \"" + e.rule + "\": ";
+    return make_error(where + ": " + rule + e.msg);
+  }
+}
+
+Result<Policy> load_policy_file(const std::string& path, std::string* text_out) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return sys_error("cannot read policy " + path, errno);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  std::string text = ss.str();
+  auto p = parse_policy(text, path);
+  if (p && text_out) *text_out = std::move(text);
+  return p;
+}
+
+}  // namespace sipxdp

@@ -1,0 +1,212 @@
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <random>
+
+#include "sipxdp/compiler.h"
+
+using namespace sipxdp;
+
+namespace {
+
+Policy parse(const std::string& text) {
+  auto r = parse_policy(text, "t.json");
+  REQUIRE_MESSAGE(r.ok(), (r.ok() ? "" : r.error().what));
+  return r.value();
+}
+
+PacketKey v4(uint8_t proto, uint16_t sport, uint16_t dport, const char* src, const char* dst = "198.19.0.1") {
+  PacketKey k;
+  k.family = 4;
+  k.proto = proto;
+  k.sport = sport;
+  k.dport = dport;
+  auto s = parse_cidr(src).value(), d = parse_cidr(dst).value();
+  k.src = s.addr;
+  k.dst = d.addr;
+  return k;
+}
+
+PacketKey v6(uint8_t proto, uint16_t sport, uint16_t dport, const char* src, const char* dst = "2001:db8:ffff::1") {
+  PacketKey k = v4(proto, sport, dport, "0.0.0.0", "0.0.0.0");
+  k.family = 6;
+  k.src = parse_cidr(src).value().addr;
+  k.dst = parse_cidr(dst).value().addr;
+  return k;
+}
+
+// Random policies and packets: the compiled tables must agree with plain
+// first-match evaluation for every packet.
+Policy random_policy(std::mt19937& rng, int nrules) {
+  Policy p;
+  p.default_action = rng() % 2 ? Action::allow : Action::drop;
+  auto port = [&] { return static_cast<uint16_t>(rng() % 40 + 5050); };
+  auto pick = [&](int n) { return static_cast<int>(rng() % n); };
+  const char* v4s[] = {"198.18.0.0/16", "198.18.1.0/24", "198.18.1.7/32", "198.18.0.0/15", "0.0.0.0/0", "198.18.1.128/25"};
+  const char* v6s[] = {"2001:db8::/32", "2001:db8:1::/48", "2001:db8:1::7/128", "::/0"};
+  for (int i = 0; i < nrules; ++i) {
+    Rule r;
+    r.name = "r" + std::to_string(i);
+    r.action = rng() % 2 ? Action::allow : Action::drop;
+    switch (pick(6)) {
+      case 0: break;  // any
+      case 1: r.protos = {ProtoKind::udp}; break;
+      case 2: r.protos = {ProtoKind::tcp}; break;
+      case 3: r.protos = {ProtoKind::udp, ProtoKind::tcp}; break;
+      case 4: r.protos = {pick(2) ? ProtoKind::icmp : ProtoKind::icmpv6}; if (pick(2)) r.icmp_type = {{8, 8}}; break;
+      case 5: r.other_protos = {47}; break;
+    }
+    bool l4 = !r.protos.empty() && r.other_protos.empty() &&
+              std::all_of(r.protos.begin(), r.protos.end(), [](auto k) { return k == ProtoKind::udp || k == ProtoKind::tcp; });
+    if (l4 && pick(3)) {
+      uint16_t a = port(), b = port();
+      r.dport = {{std::min(a, b), std::max(a, b)}};
+      if (pick(3) == 0) r.dport.push_back({port(), 0}), r.dport.back().hi = r.dport.back().lo;
+    }
+    if (l4 && pick(4) == 0) {
+      uint16_t a = port();
+      r.sport = {{a, static_cast<uint16_t>(a + pick(5))}};
+    }
+    if (pick(3) == 0) {
+      int n = 1 + pick(2);
+      for (int j = 0; j < n; ++j) r.src.push_back(parse_cidr(pick(2) ? v4s[pick(6)] : v6s[pick(4)]).value());
+    }
+    if (pick(4) == 0) r.dst.push_back(parse_cidr(pick(2) ? v4s[pick(6)] : v6s[pick(4)]).value());
+    p.rules.push_back(r);
+  }
+  return p;
+}
+
+PacketKey random_packet(std::mt19937& rng) {
+  const char* a4[] = {"198.18.1.7", "198.18.1.200", "198.18.2.1", "198.19.3.3", "203.0.113.9"};
+  const char* a6[] = {"2001:db8:1::7", "2001:db8:1::8", "2001:db8:2::1", "2001:db9::1"};
+  uint8_t protos[] = {6, 17, 1, 58, 47, 50};
+  uint8_t proto = protos[rng() % 6];
+  uint16_t sport = static_cast<uint16_t>(rng() % 45 + 5048), dport = static_cast<uint16_t>(rng() % 45 + 5048);
+  if (proto == 1 || proto == 58) dport = rng() % 2 ? 8 : 0, sport = 0;
+  if (rng() % 2) return v4(proto, sport, dport, a4[rng() % 5], a4[rng() % 5]);
+  return v6(proto, sport, dport, a6[rng() % 4], a6[rng() % 4]);
+}
+
+}  // namespace
+
+TEST_CASE("compiled lookup agrees with first-match on the example") {
+  Policy p = parse(R"({"version":1,"default_action":"drop","rules":[
+    {"name":"sip-udp","proto":"udp","dport":[5060,5080],"action":"allow"},
+    {"name":"rtp","proto":"udp","dport":"16384-32768","action":"allow"},
+    {"name":"esl","proto":"tcp","dport":8021,"src":["198.18.0.10/32","2001:db8:5::10/128"],"action":"allow"},
+    {"name":"ping","proto":"icmp","icmp_type":8,"action":"allow"},
+    {"name":"ssh","proto":"tcp","dport":22,"action":"allow"}]})");
+  auto c = compile_policy(p, fresh_counters(p));
+  REQUIRE(c.ok());
+  struct Case {
+    PacketKey k;
+    int rule;
+  } cases[] = {
+      {v4(17, 40000, 5060, "203.0.113.1"), 0},  {v4(17, 40000, 5080, "203.0.113.1"), 0},
+      {v4(17, 40000, 5070, "203.0.113.1"), -1}, {v4(17, 5060, 16384, "203.0.113.1"), 1},
+      {v4(17, 5060, 32768, "203.0.113.1"), 1},  {v4(17, 5060, 32769, "203.0.113.1"), -1},
+      {v4(6, 40000, 8021, "198.18.0.10"), 2},   {v4(6, 40000, 8021, "198.18.0.11"), -1},
+      {v6(6, 40000, 8021, "2001:db8:5::10"), 2}, {v6(6, 40000, 8021, "2001:db8:5::11"), -1},
+      {v4(1, 0, 8, "203.0.113.1"), 3},          {v4(1, 0, 0, "203.0.113.1"), -1},
+      {v6(58, 0, 128, "2001:db8::1"), -1},      {v4(6, 1, 22, "203.0.113.1"), 4},
+      {v4(6, 1, 5060, "203.0.113.1"), -1},      {v4(47, 0, 0, "203.0.113.1"), -1},
+  };
+  for (auto& cs : cases) {
+    CHECK(reference_match(p, cs.k) == cs.rule);
+    CHECK(compiled_match(c.value(), cs.k) == cs.rule);
+  }
+  CHECK(c->hdr.flags == (SIPXDP_HDR_VALID | SIPXDP_HDR_SRC));
+  CHECK(c->hdr.default_action == SIPXDP_ACT_DROP);
+}
+
+TEST_CASE("random policies: compiled lookup equals first-match") {
+  std::mt19937 rng(20261125);
+  for (int round = 0; round < 300; ++round) {
+    Policy p = random_policy(rng, 1 + static_cast<int>(rng() % 12));
+    auto c = compile_policy(p, fresh_counters(p));
+    REQUIRE(c.ok());
+    for (int i = 0; i < 200; ++i) {
+      PacketKey k = random_packet(rng);
+      int want = reference_match(p, k), got = compiled_match(c.value(), k);
+      if (want != got) {
+        FAIL("round " << round << " packet " << i << ": proto " << int(k.proto) << " sport " << k.sport << " dport "
+                      << k.dport << " family " << k.family << ": reference " << want << ", compiled " << got);
+      }
+    }
+  }
+}
+
+TEST_CASE("counters are the caller's slots") {
+  Policy p = parse(R"({"version":1,"default_action":"drop","rules":[
+    {"name":"a","proto":"udp","dport":1,"action":"allow"},{"name":"b","proto":"udp","dport":2,"action":"drop"}]})");
+  auto c = compile_policy(p, {900, 777});
+  REQUIRE(c.ok());
+  uint32_t ca = c->port_class[size_t(SIPXDP_PT_UDP) * SIPXDP_PORTS + 1];
+  uint32_t cb = c->port_class[size_t(SIPXDP_PT_UDP) * SIPXDP_PORTS + 2];
+  CHECK(c->cls_rule[ca].counter == 900);
+  CHECK(c->cls_rule[ca].action == SIPXDP_ACT_ALLOW);
+  CHECK(c->cls_rule[cb].counter == 777);
+  CHECK(c->cls_rule[cb].action == SIPXDP_ACT_DROP);
+  CHECK(c->port_class[size_t(SIPXDP_PT_UDP) * SIPXDP_PORTS + 3] == 0);
+  CHECK(!compile_policy(p, {1}).ok());
+}
+
+TEST_CASE("5,000 rules and 100,000 prefixes compile into bounded tables") {
+  Policy p;
+  p.default_action = Action::drop;
+  for (int i = 0; i < 5000; ++i) {
+    Rule r;
+    r.name = "r" + std::to_string(i);
+    r.protos = {i % 2 ? ProtoKind::udp : ProtoKind::tcp};
+    r.dport = {{static_cast<uint16_t>(1000 + i), static_cast<uint16_t>(1000 + i)}};
+    r.action = Action::allow;
+    p.rules.push_back(r);
+  }
+  Rule big;
+  big.name = "blocklist";
+  big.action = Action::drop;
+  for (uint32_t i = 0; i < 100000; ++i) {
+    Cidr c;
+    c.family = 4;
+    uint32_t a = (100u << 24) | (i << 8);
+    c.addr[0] = a >> 24, c.addr[1] = a >> 16, c.addr[2] = a >> 8, c.addr[3] = a;
+    c.plen = 24;
+    big.src.push_back(c);
+  }
+  p.rules.insert(p.rules.begin(), big);
+  auto c = compile_policy(p, fresh_counters(p));
+  REQUIRE(c.ok());
+  CHECK(c->lpm4.size() == 100001);
+  CHECK(c->classes() < 20000);
+  // A blocked source is dropped whatever the port; others reach the port rules.
+  PacketKey k = v4(6, 1, 1000, "100.0.5.9");
+  CHECK(compiled_match(c.value(), k) == 0);
+  k = v4(6, 1, 1000, "198.18.0.1");
+  CHECK(compiled_match(c.value(), k) == 1);
+  k = v4(17, 1, 1001, "198.18.0.1");
+  CHECK(compiled_match(c.value(), k) == 2);
+}
+
+TEST_CASE("class explosion is a clear error, not a hang") {
+  // 300 rules each on its own port and 300 rules each on its own source:
+  // 90,000 combinations exceed the class limit.
+  Policy p;
+  p.default_action = Action::drop;
+  for (int i = 0; i < 300; ++i) {
+    Rule r;
+    r.name = "p" + std::to_string(i);
+    r.protos = {ProtoKind::udp};
+    r.dport = {{static_cast<uint16_t>(2000 + i), static_cast<uint16_t>(2000 + i)}};
+    r.action = Action::allow;
+    p.rules.push_back(r);
+    Rule s;
+    s.name = "s" + std::to_string(i);
+    s.src = {parse_cidr("198.18." + std::to_string(i / 200) + "." + std::to_string(i % 200)).value()};
+    s.action = Action::allow;
+    p.rules.push_back(s);
+  }
+  auto c = compile_policy(p, fresh_counters(p));
+  REQUIRE(!c.ok());
+  CHECK(c.error().what.find("policy too complex") == 0);
+}
