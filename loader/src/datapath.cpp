@@ -542,14 +542,16 @@ Status Datapath::attach_and_pin(const AttachOptions& o, const Policy& p, const s
   if (ifindex == 0) return make_error("no interface " + o.ifname + where);
   if (o.ifname == "lo") return make_error("refusing to attach to the loopback interface");
 
-  LIBBPF_OPTS(bpf_xdp_query_opts, q);
-  if (bpf_xdp_query(static_cast<int>(ifindex), 0, &q) == 0 && q.prog_id != 0)
-    return make_error(o.ifname + where + " already has an XDP program (id " + std::to_string(q.prog_id) +
-                      "); sipxdp does not replace programs it did not attach");
-
   SIPXDP_TRY(ensure_bpffs());
   SIPXDP_TRY(mkdir_p(pin_root()));
   std::string dir = pin_dir(o.ifname, o.netns);
+  struct stat sb {};
+  if (stat(dir.c_str(), &sb) == 0)
+    return make_error(o.ifname + where + " is already attached (pins at " + dir + "); use apply, or detach first");
+  LIBBPF_OPTS(bpf_xdp_query_opts, q);
+  if (bpf_xdp_query(static_cast<int>(ifindex), 0, &q) == 0 && q.prog_id != 0)
+    return make_error(o.ifname + where + " already has an XDP program (id " + std::to_string(q.prog_id) +
+                      ") that sipxdp did not attach; remove it first");
   if (::mkdir(dir.c_str(), 0700) != 0) {
     if (errno == EEXIST)
       return make_error(o.ifname + where + " is already attached (pins at " + dir + "); use apply, or detach first");
