@@ -63,7 +63,7 @@ struct {
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(map_flags, BPF_F_MMAPABLE);
-	__uint(max_entries, SIPXDP_GENS * SIPXDP_MAX_CLASSES);
+	__uint(max_entries, SIPXDP_GENS *SIPXDP_MAX_CLASSES);
 	__type(key, __u32);
 	__type(value, struct sipxdp_rule);
 } cls_rule SEC(".maps");
@@ -79,7 +79,7 @@ struct {
 /* Compiled policy description (JSON) per generation; read by the loader only. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, SIPXDP_GENS * SIPXDP_MANIFEST_CHUNKS);
+	__uint(max_entries, SIPXDP_GENS *SIPXDP_MANIFEST_CHUNKS);
 	__type(key, __u32);
 	__type(value, struct sipxdp_manifest_chunk);
 } manifest SEC(".maps");
@@ -159,7 +159,7 @@ static __always_inline __u32 addr_class(const struct pkt *p, __u32 gen, __u32 di
 
 static __always_inline __u32 combine(__u32 gen, __u32 stage, __u32 a, __u32 b)
 {
-	struct sipxdp_comb_key k = { .gen = gen, .stage = stage, .a = a, .b = b };
+	struct sipxdp_comb_key k = {.gen = gen, .stage = stage, .a = a, .b = b};
 	__u32 *cls;
 
 	if (!a || !b)
@@ -205,7 +205,7 @@ static __always_inline __u32 dport_table(const struct pkt *p, __u32 *port)
 SEC("xdp")
 int xdp_ingress(struct xdp_md *ctx)
 {
-	struct cursor c = { .pos = (void *)(long)ctx->data, .end = (void *)(long)ctx->data_end };
+	struct cursor c = {.pos = (void *)(long)ctx->data, .end = (void *)(long)ctx->data_end};
 	struct pkt p = {};
 	struct sipxdp_state *st;
 	struct sipxdp_policy_hdr *hdr;
@@ -241,7 +241,8 @@ int xdp_ingress(struct xdp_md *ctx)
 		goto malformed;
 
 	/* Neighbour discovery (RS, RA, NS, NA, redirect): IPv6 stops working without it. */
-	if (p.family == 6 && p.proto == IPPROTO_ICMPV6 && p.icmp_type >= 133 && p.icmp_type <= 137) {
+	if (p.family == 6 && p.proto == IPPROTO_ICMPV6 && p.icmp_type >= 133 &&
+	    p.icmp_type <= 137) {
 		count(SIPXDP_CTR_IPV6_ND, p.len);
 		return XDP_PASS;
 	}

@@ -33,8 +33,10 @@ struct Global {
 
 [[noreturn]] void die(const Error& e, const Global& g) {
   std::cerr << "sipxdp: " << e.message() << "\n";
-  if (g.verbose && !e.detail.empty()) std::cerr << e.detail;
-  else if (!e.detail.empty()) std::cerr << "sipxdp: (run with --verbose for the kernel's log)\n";
+  if (g.verbose && !e.detail.empty())
+    std::cerr << e.detail;
+  else if (!e.detail.empty())
+    std::cerr << "sipxdp: (run with --verbose for the kernel's log)\n";
   std::exit(1);
 }
 
@@ -163,10 +165,11 @@ void run_status(bool as_json, const Global& g) {
     unsigned idx = if_nametoindex(ifname.c_str());
     LIBBPF_OPTS(bpf_xdp_query_opts, q);
     if (idx && bpf_xdp_query(static_cast<int>(idx), 0, &q) == 0) {
-      mode = q.attach_mode == XDP_ATTACHED_DRV ? "native"
-             : q.attach_mode == XDP_ATTACHED_SKB ? "generic"
-             : q.attach_mode == XDP_ATTACHED_HW ? "offload"
-             : q.attach_mode == XDP_ATTACHED_MULTI ? "multi" : "none";
+      mode = q.attach_mode == XDP_ATTACHED_DRV     ? "native"
+             : q.attach_mode == XDP_ATTACHED_SKB   ? "generic"
+             : q.attach_mode == XDP_ATTACHED_HW    ? "offload"
+             : q.attach_mode == XDP_ATTACHED_MULTI ? "multi"
+                                                   : "none";
     }
     j["mode"] = mode;
     auto dp = Datapath::open_pinned(dir);
@@ -226,8 +229,11 @@ json stats_json(const std::string& ifname, const Manifest& m, const std::vector<
   j["rules"] = json::array();
   j["builtin"] = json::array();
   for (auto& r : rows) {
-    json x = {{"name", r.name}, {"match", r.match}, {"action", r.action},
-              {"packets", r.value.packets}, {"bytes", r.value.bytes}};
+    json x = {{"name", r.name},
+              {"match", r.match},
+              {"action", r.action},
+              {"packets", r.value.packets},
+              {"bytes", r.value.bytes}};
     j[r.builtin ? "builtin" : "rules"].push_back(x);
   }
   return j;
@@ -237,7 +243,10 @@ void run_stats(const StatsCmd& c, const Global& g) {
   std::vector<std::pair<std::string, std::string>> targets;
   if (c.iface.empty()) {
     targets = instances(g);
-    if (targets.empty()) die(make_error("no interface is attached" + (g.netns.empty() ? std::string() : " in network namespace " + g.netns)), g);
+    if (targets.empty())
+      die(make_error("no interface is attached" +
+                     (g.netns.empty() ? std::string() : " in network namespace " + g.netns)),
+          g);
   } else {
     targets.push_back({c.iface, pin_dir(c.iface, g.netns)});
   }
@@ -283,8 +292,7 @@ void run_stats(const StatsCmd& c, const Global& g) {
           }
           prev[key] = r.value;
           std::snprintf(line, sizeof(line), "%10s %10s %10s %10s  %-6s %-20s %s\n", p.c_str(), b.c_str(),
-                        rate(pps, "").c_str(), rate(bps, "").c_str(), r.action.c_str(), name.c_str(),
-                        r.match.c_str());
+                        rate(pps, "").c_str(), rate(bps, "").c_str(), r.action.c_str(), name.c_str(), r.match.c_str());
         } else {
           std::snprintf(line, sizeof(line), "%10s %10s  %-6s %-20s %s\n", p.c_str(), b.c_str(), r.action.c_str(),
                         name.c_str(), r.match.c_str());
@@ -388,19 +396,23 @@ int main(int argc, char** argv) {
   }
   if (g.verbose) set_libbpf_logger([](const std::string& s) { std::cerr << "libbpf: " << s << "\n"; });
 
-  if (*attach) run_attach(ac, g);
+  if (*attach)
+    run_attach(ac, g);
   else if (*detach) {
     if (detach_iface.empty() && !detach_all) {
       std::cerr << "sipxdp: detach needs an interface or --all\n";
       return 2;
     }
     run_detach(detach_iface, detach_all, g);
-  } else if (*status) run_status(status_json, g);
+  } else if (*status)
+    run_status(status_json, g);
   else if (*stats) {
     sc.watching = stats->count("--watch") > 0;
     if (sc.watching && !(sc.watch > 0)) sc.watch = 1;
     run_stats(sc, g);
-  } else if (*validate) run_validate(validate_file, g);
-  else if (*apply) run_apply(apply_file, apply_iface, g);
+  } else if (*validate)
+    run_validate(validate_file, g);
+  else if (*apply)
+    run_apply(apply_file, apply_iface, g);
   return 0;
 }

@@ -91,7 +91,9 @@ std::vector<PortRange> normalise(std::vector<PortRange> rs) {
   return out;
 }
 
-bool any_proto(const Rule& r) { return r.protos.empty() && r.other_protos.empty(); }
+bool any_proto(const Rule& r) {
+  return r.protos.empty() && r.other_protos.empty();
+}
 
 bool has_kind(const Rule& r, ProtoKind k) {
   return std::find(r.protos.begin(), r.protos.end(), k) != r.protos.end();
@@ -175,8 +177,7 @@ u128 to_num(const std::array<uint8_t, 16>& a, int bytes) {
 
 // Classes of one address dimension (family, direction): each distinct prefix
 // gets the rules whose prefixes contain it, plus the rules with no prefix.
-Result<std::vector<uint32_t>> build_addr(const Policy& p, int family, uint8_t dir, Classes& cls,
-                                         CompiledPolicy& out) {
+Result<std::vector<uint32_t>> build_addr(const Policy& p, int family, uint8_t dir, Classes& cls, CompiledPolicy& out) {
   std::map<std::pair<u128, int>, Prefix> uniq;
   int bits = family == 4 ? 32 : 128;
   auto wildcard = cls.empty();
@@ -224,8 +225,8 @@ Result<std::vector<uint32_t>> build_addr(const Policy& p, int family, uint8_t di
 }
 
 // All non-empty intersections of a class from `as` with one from `bs`.
-Result<std::vector<uint32_t>> combine(uint8_t stage, const std::vector<uint32_t>& as,
-                                      const std::vector<uint32_t>& bs, Classes& cls, CompiledPolicy& out) {
+Result<std::vector<uint32_t>> combine(uint8_t stage, const std::vector<uint32_t>& as, const std::vector<uint32_t>& bs,
+                                      Classes& cls, CompiledPolicy& out) {
   std::vector<uint32_t> seen;
   for (uint32_t a : as) {
     for (uint32_t b : bs) {
@@ -236,8 +237,7 @@ Result<std::vector<uint32_t>> combine(uint8_t stage, const std::vector<uint32_t>
       seen.push_back(id.value());
     }
   }
-  if (out.comb.size() > (1u << 20))
-    return make_error("policy too complex: more than 1048576 class combinations");
+  if (out.comb.size() > (1u << 20)) return make_error("policy too complex: more than 1048576 class combinations");
   std::sort(seen.begin(), seen.end());
   seen.erase(std::unique(seen.begin(), seen.end()), seen.end());
   return seen;
@@ -290,7 +290,8 @@ Result<CompiledPolicy> compile_policy(const Policy& p, const std::vector<uint32_
   }
   std::vector<uint32_t> ps = pclasses;
   if (use_sport) {
-    auto sclasses = build_port_table(p, SIPXDP_PT_SPORT, cls, out.port_class.data() + size_t(SIPXDP_PT_SPORT) * SIPXDP_PORTS);
+    auto sclasses =
+        build_port_table(p, SIPXDP_PT_SPORT, cls, out.port_class.data() + size_t(SIPXDP_PT_SPORT) * SIPXDP_PORTS);
     if (!sclasses) return sclasses.error();
     auto r = combine(SIPXDP_COMB_PS, pclasses, sclasses.value(), cls, out);
     if (!r) return r.error();
@@ -329,9 +330,8 @@ Result<CompiledPolicy> compile_policy(const Policy& p, const std::vector<uint32_
     int r = cls.first(c);
     if (r < 0) continue;
     const Rule& rule = p.rules[r];
-    out.cls_rule[c] = sipxdp_rule{
-        rule.action == Action::allow ? uint32_t(SIPXDP_ACT_ALLOW) : uint32_t(SIPXDP_ACT_DROP),
-        rule_counter[r], 0, static_cast<uint32_t>(r)};
+    out.cls_rule[c] = sipxdp_rule{rule.action == Action::allow ? uint32_t(SIPXDP_ACT_ALLOW) : uint32_t(SIPXDP_ACT_DROP),
+                                  rule_counter[r], 0, static_cast<uint32_t>(r)};
   }
   out.hdr.flags = SIPXDP_HDR_VALID | (use_sport ? SIPXDP_HDR_SPORT : 0) | (use_src ? SIPXDP_HDR_SRC : 0) |
                   (use_dst ? SIPXDP_HDR_DST : 0);
@@ -358,8 +358,8 @@ int reference_match(const Policy& p, const PacketKey& k) {
     } else if (k.proto == 58 && k.family == 6 && has_kind(r, ProtoKind::icmpv6)) {
       proto_ok = true, ranges = &r.icmp_type;
     } else {
-      bool special = k.proto == 6 || k.proto == 17 || (k.proto == 1 && k.family == 4) ||
-                     (k.proto == 58 && k.family == 6);
+      bool special =
+          k.proto == 6 || k.proto == 17 || (k.proto == 1 && k.family == 4) || (k.proto == 58 && k.family == 6);
       proto_ok = !special && std::find(r.other_protos.begin(), r.other_protos.end(), k.proto) != r.other_protos.end();
     }
     if (!proto_ok) continue;
@@ -408,20 +408,28 @@ int compiled_match(const CompiledPolicy& c, const PacketKey& k) {
   };
   int table;
   uint32_t v;
-  if (k.proto == 6) table = SIPXDP_PT_TCP, v = k.dport;
-  else if (k.proto == 17) table = SIPXDP_PT_UDP, v = k.dport;
-  else if (k.proto == 1 && k.family == 4) table = SIPXDP_PT_ICMP, v = k.dport & 0xff;
-  else if (k.proto == 58 && k.family == 6) table = SIPXDP_PT_ICMP6, v = k.dport & 0xff;
-  else table = SIPXDP_PT_OTHER, v = k.proto;
+  if (k.proto == 6)
+    table = SIPXDP_PT_TCP, v = k.dport;
+  else if (k.proto == 17)
+    table = SIPXDP_PT_UDP, v = k.dport;
+  else if (k.proto == 1 && k.family == 4)
+    table = SIPXDP_PT_ICMP, v = k.dport & 0xff;
+  else if (k.proto == 58 && k.family == 6)
+    table = SIPXDP_PT_ICMP6, v = k.dport & 0xff;
+  else
+    table = SIPXDP_PT_OTHER, v = k.proto;
   uint32_t cls = port(table, v);
   uint32_t f = c.hdr.flags;
   if (cls && (f & SIPXDP_HDR_SPORT))
     cls = comb(SIPXDP_COMB_PS, cls, port(SIPXDP_PT_SPORT, table <= SIPXDP_PT_UDP ? k.sport : 0));
   if (cls && (f & (SIPXDP_HDR_SRC | SIPXDP_HDR_DST))) {
     uint32_t a;
-    if (!(f & SIPXDP_HDR_DST)) a = addr(SIPXDP_DIR_SRC);
-    else if (!(f & SIPXDP_HDR_SRC)) a = addr(SIPXDP_DIR_DST);
-    else a = comb(SIPXDP_COMB_AD, addr(SIPXDP_DIR_SRC), addr(SIPXDP_DIR_DST));
+    if (!(f & SIPXDP_HDR_DST))
+      a = addr(SIPXDP_DIR_SRC);
+    else if (!(f & SIPXDP_HDR_SRC))
+      a = addr(SIPXDP_DIR_DST);
+    else
+      a = comb(SIPXDP_COMB_AD, addr(SIPXDP_DIR_SRC), addr(SIPXDP_DIR_DST));
     cls = comb(SIPXDP_COMB_FINAL, cls, a);
   }
   if (!cls || cls >= c.cls_rule.size()) return -1;

@@ -9,9 +9,9 @@
 #include <sched.h>
 #include <sys/file.h>
 #include <sys/mman.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
-#include <sys/mount.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -119,7 +119,9 @@ void remove_dir(const std::string& dir) {
   ::rmdir(dir.c_str());
 }
 
-size_t array_stride(size_t value_size) { return (value_size + 7) & ~size_t(7); }
+size_t array_stride(size_t value_size) {
+  return (value_size + 7) & ~size_t(7);
+}
 
 // A writable view of a BPF_F_MMAPABLE array map.
 class Mapping {
@@ -220,8 +222,7 @@ struct Datapath::Impl {
     if (!inner.valid()) return sys_error("cannot create map for RCU sync", errno);
     uint32_t zero = 0;
     int ifd = inner.get();
-    if (bpf_map_update_elem(fd(M_RCU), &zero, &ifd, BPF_ANY) != 0)
-      return sys_error("cannot write map rcu_sync", errno);
+    if (bpf_map_update_elem(fd(M_RCU), &zero, &ifd, BPF_ANY) != 0) return sys_error("cannot write map rcu_sync", errno);
     return ok_status();
   }
 };
@@ -231,7 +232,9 @@ Datapath::Datapath(Datapath&&) noexcept = default;
 Datapath& Datapath::operator=(Datapath&&) noexcept = default;
 Datapath::~Datapath() = default;
 
-std::string pin_root() { return "/sys/fs/bpf/sipxdp"; }
+std::string pin_root() {
+  return "/sys/fs/bpf/sipxdp";
+}
 
 std::string pin_dir(const std::string& ifname, const std::string& netns) {
   return pin_root() + "/" + ifname + (netns.empty() ? "" : "@" + netns);
@@ -278,10 +281,9 @@ Result<Datapath> Datapath::load() {
     if (e.err == EPERM) e.what += " (run as root, with CAP_BPF and CAP_NET_ADMIN)";
     return e;
   }
-  struct bpf_map* maps[M_NUM] = {skel->maps.state,    skel->maps.policy_hdr, skel->maps.port_class,
-                                 skel->maps.lpm4,     skel->maps.lpm6,       skel->maps.comb,
-                                 skel->maps.cls_rule, skel->maps.counters,   skel->maps.manifest,
-                                 skel->maps.rcu_sync};
+  struct bpf_map* maps[M_NUM] = {skel->maps.state,    skel->maps.policy_hdr, skel->maps.port_class, skel->maps.lpm4,
+                                 skel->maps.lpm6,     skel->maps.comb,       skel->maps.cls_rule,   skel->maps.counters,
+                                 skel->maps.manifest, skel->maps.rcu_sync};
   for (int i = 0; i < M_NUM; ++i) {
     int fd = fcntl(bpf_map__fd(maps[i]), F_DUPFD_CLOEXEC, 3);
     if (fd < 0) return sys_error("cannot dup map fd", errno);
@@ -342,8 +344,7 @@ Result<Manifest> Datapath::manifest() const {
     m.default_action = j.value("default_action", "");
     m.applied_at = j.value("applied_at", uint64_t(0));
     m.source = j.value("source", "");
-    for (auto& r : j.at("rules"))
-      m.rules.push_back({r.at("name"), r.at("match"), r.at("action"), r.at("counter")});
+    for (auto& r : j.at("rules")) m.rules.push_back({r.at("name"), r.at("match"), r.at("action"), r.at("counter")});
   } catch (const std::exception& e) {
     return make_error(std::string("the stored manifest is unreadable: ") + e.what());
   }
@@ -400,8 +401,10 @@ Result<ApplySummary> Datapath::apply(const Policy& p, const std::string& source,
     sipxdp_policy_hdr hdr{};
     if (bpf_map_lookup_elem(I.fd(M_HDR), &live, &hdr) != 0) return sys_error("cannot read map policy_hdr", errno);
     auto m = manifest();
-    if (m) old = std::move(m.value());
-    else if (hdr.flags & SIPXDP_HDR_VALID) return m.error();
+    if (m)
+      old = std::move(m.value());
+    else if (hdr.flags & SIPXDP_HDR_VALID)
+      return m.error();
     if (!(hdr.flags & SIPXDP_HDR_VALID)) old.rules.clear();
   }
   std::map<std::string, uint32_t> old_slot;
@@ -566,8 +569,11 @@ Status Datapath::attach_and_pin(const AttachOptions& o, const Policy& p, const s
 
   // Record where this instance lives before any policy write copies it forward.
   {
-    json j = {{"abi", SIPXDP_ABI_VERSION}, {"iface", o.ifname}, {"netns", o.netns},
-              {"mode", xdp_mode_name(o.mode)}, {"rules", json::array()}};
+    json j = {{"abi", SIPXDP_ABI_VERSION},
+              {"iface", o.ifname},
+              {"netns", o.netns},
+              {"mode", xdp_mode_name(o.mode)},
+              {"rules", json::array()}};
     auto s = I.write_manifest_text(0, j.dump());
     if (!s) return fail(s.error());
     s = I.write_manifest_text(1, j.dump());
@@ -640,7 +646,8 @@ std::vector<std::string> attached_instances() {
 }
 
 Result<std::unique_ptr<NetnsScope>> NetnsScope::enter(const std::string& name) {
-  if (name.empty() || name.find('/') != std::string::npos) return make_error("bad network namespace name \"" + name + "\"");
+  if (name.empty() || name.find('/') != std::string::npos)
+    return make_error("bad network namespace name \"" + name + "\"");
   std::unique_ptr<NetnsScope> s(new NetnsScope());
   s->orig_.reset(::open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC));
   if (!s->orig_.valid()) return sys_error("cannot open /proc/self/ns/net", errno);

@@ -162,8 +162,8 @@ class Parser {
       const json& rules = doc["rules"];
       if (!rules.is_array()) fail({"rules"}, "\"rules\" must be an array");
       if (rules.size() > SIPXDP_MAX_RULES)
-        fail({"rules"}, "too many rules: " + std::to_string(rules.size()) + " (at most " +
-                            std::to_string(SIPXDP_MAX_RULES) + ")");
+        fail({"rules"},
+             "too many rules: " + std::to_string(rules.size()) + " (at most " + std::to_string(SIPXDP_MAX_RULES) + ")");
       std::set<std::string> names;
       for (size_t i = 0; i < rules.size(); ++i) {
         Rule r = rule(rules[i], {"rules", i});
@@ -174,7 +174,6 @@ class Parser {
     }
     return p;
   }
-
 
  private:
   [[noreturn]] void fail(Path path, std::string msg, bool at_key = false, std::string rule = {}) {
@@ -193,8 +192,8 @@ class Parser {
   Rule rule(const json& v, Path at) {
     cur_rule_.clear();
     if (!v.is_object()) fail(at, "a rule must be a JSON object");
-    static const std::set<std::string> known = {"name",  "proto", "dport", "sport",  "icmp_type",
-                                                "src",   "dst",   "action", "comment"};
+    static const std::set<std::string> known = {"name", "proto", "dport",  "sport",  "icmp_type",
+                                                "src",  "dst",   "action", "comment"};
     Rule r;
     if (v.contains("name") && v["name"].is_string()) cur_rule_ = v["name"].get<std::string>();
     for (auto& [k, x] : v.items()) {
@@ -210,9 +209,9 @@ class Parser {
     if (!v.contains("name")) fail(at, "rule #" + std::to_string(std::get<size_t>(at[1]) + 1) + " has no \"name\"");
     if (!v["name"].is_string()) fail(sub("name"), "\"name\" must be a string");
     r.name = v["name"].get<std::string>();
-    if (r.name.empty() || r.name.size() > 63 ||
-        !std::all_of(r.name.begin(), r.name.end(),
-                     [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.'; }))
+    if (r.name.empty() || r.name.size() > 63 || !std::all_of(r.name.begin(), r.name.end(), [](char c) {
+          return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.';
+        }))
       fail(sub("name"), "rule names are 1-63 characters of A-Z a-z 0-9 - _ .");
     if (!v.contains("action")) fail(at, "missing \"action\" (\"allow\" or \"drop\")");
     r.action = action(v["action"], sub("action"));
@@ -224,9 +223,8 @@ class Parser {
     if (v.contains("proto")) protos(v["proto"], sub("proto"), r, any_proto);
     auto only = [&](std::initializer_list<ProtoKind> allowed) {
       if (any_proto || !r.other_protos.empty()) return false;
-      return std::all_of(r.protos.begin(), r.protos.end(), [&](ProtoKind k) {
-        return std::find(allowed.begin(), allowed.end(), k) != allowed.end();
-      });
+      return std::all_of(r.protos.begin(), r.protos.end(),
+                         [&](ProtoKind k) { return std::find(allowed.begin(), allowed.end(), k) != allowed.end(); });
     };
     for (const char* f : {"dport", "sport"}) {
       if (!v.contains(f)) continue;
@@ -267,15 +265,24 @@ class Parser {
         std::string s = x.get<std::string>();
         std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
         if (s == "any" || s == "all") return void(any = true);
-        if (s == "tcp") num = 6;
-        else if (s == "udp") num = 17;
-        else if (s == "icmp") num = 1;
-        else if (s == "icmpv6" || s == "ipv6-icmp") num = 58;
-        else if (s == "gre") num = 47;
-        else if (s == "esp") num = 50;
-        else if (s == "ah") num = 51;
-        else if (s == "sctp") num = 132;
-        else fail(p, "unknown protocol \"" + s + "\" (tcp, udp, icmp, icmpv6, any, or a number 0-255)");
+        if (s == "tcp")
+          num = 6;
+        else if (s == "udp")
+          num = 17;
+        else if (s == "icmp")
+          num = 1;
+        else if (s == "icmpv6" || s == "ipv6-icmp")
+          num = 58;
+        else if (s == "gre")
+          num = 47;
+        else if (s == "esp")
+          num = 50;
+        else if (s == "ah")
+          num = 51;
+        else if (s == "sctp")
+          num = 132;
+        else
+          fail(p, "unknown protocol \"" + s + "\" (tcp, udp, icmp, icmpv6, any, or a number 0-255)");
       } else if (x.is_number_integer() && x.get<int64_t>() >= 0 && x.get<int64_t>() <= 255) {
         num = static_cast<int>(x.get<int64_t>());
       } else {
@@ -400,11 +407,13 @@ Result<Cidr> parse_cidr(const std::string& s) {
   if (inet_pton(AF_INET, a.c_str(), c.addr.data()) == 1) {
     c.family = 4;
     if (plen < 0) plen = 32;
-    if (plen > 32) return make_error("prefix length /" + std::to_string(plen) + " is too long for IPv4 in \"" + s + "\"");
+    if (plen > 32)
+      return make_error("prefix length /" + std::to_string(plen) + " is too long for IPv4 in \"" + s + "\"");
   } else if (inet_pton(AF_INET6, a.c_str(), c.addr.data()) == 1) {
     c.family = 6;
     if (plen < 0) plen = 128;
-    if (plen > 128) return make_error("prefix length /" + std::to_string(plen) + " is too long for IPv6 in \"" + s + "\"");
+    if (plen > 128)
+      return make_error("prefix length /" + std::to_string(plen) + " is too long for IPv6 in \"" + s + "\"");
   } else {
     return make_error("\"" + s + "\" is not an IPv4 or IPv6 address or CIDR");
   }
@@ -415,12 +424,13 @@ Result<Cidr> parse_cidr(const std::string& s) {
     int keep = std::clamp(plen - i * 8, 0, 8);
     masked.addr[i] &= static_cast<uint8_t>(0xff00 >> keep);
   }
-  if (masked.addr != c.addr)
-    return make_error("\"" + s + "\" has host bits set (did you mean " + masked.str() + "?)");
+  if (masked.addr != c.addr) return make_error("\"" + s + "\" has host bits set (did you mean " + masked.str() + "?)");
   return c;
 }
 
-const char* action_name(Action a) { return a == Action::allow ? "allow" : "drop"; }
+const char* action_name(Action a) {
+  return a == Action::allow ? "allow" : "drop";
+}
 
 const char* proto_kind_name(ProtoKind k) {
   switch (k) {

@@ -21,7 +21,8 @@ inline PacketKey v4(uint8_t proto, uint16_t sport, uint16_t dport, const char* s
   return k;
 }
 
-inline PacketKey v6(uint8_t proto, uint16_t sport, uint16_t dport, const char* src, const char* dst = "2001:db8:ffff::1") {
+inline PacketKey v6(uint8_t proto, uint16_t sport, uint16_t dport, const char* src,
+                    const char* dst = "2001:db8:ffff::1") {
   PacketKey k = v4(proto, sport, dport, "0.0.0.0", "0.0.0.0");
   k.family = 6;
   k.src = parse_cidr(src).value().addr;
@@ -36,7 +37,8 @@ inline Policy random_policy(std::mt19937& rng, int nrules) {
   p.default_action = rng() % 2 ? Action::allow : Action::drop;
   auto port = [&] { return static_cast<uint16_t>(rng() % 40 + 5050); };
   auto pick = [&](int n) { return static_cast<int>(rng() % n); };
-  const char* v4s[] = {"198.18.0.0/16", "198.18.1.0/24", "198.18.1.7/32", "198.18.0.0/15", "0.0.0.0/0", "198.18.1.128/25"};
+  const char* v4s[] = {"198.18.0.0/16", "198.18.1.0/24", "198.18.1.7/32",
+                       "198.18.0.0/15", "0.0.0.0/0",     "198.18.1.128/25"};
   const char* v6s[] = {"2001:db8::/32", "2001:db8:1::/48", "2001:db8:1::7/128", "::/0"};
   for (int i = 0; i < nrules; ++i) {
     Rule r;
@@ -47,11 +49,15 @@ inline Policy random_policy(std::mt19937& rng, int nrules) {
       case 1: r.protos = {ProtoKind::udp}; break;
       case 2: r.protos = {ProtoKind::tcp}; break;
       case 3: r.protos = {ProtoKind::udp, ProtoKind::tcp}; break;
-      case 4: r.protos = {pick(2) ? ProtoKind::icmp : ProtoKind::icmpv6}; if (pick(2)) r.icmp_type = {{8, 8}}; break;
+      case 4:
+        r.protos = {pick(2) ? ProtoKind::icmp : ProtoKind::icmpv6};
+        if (pick(2)) r.icmp_type = {{8, 8}};
+        break;
       case 5: r.other_protos = {47}; break;
     }
-    bool l4 = !r.protos.empty() && r.other_protos.empty() &&
-              std::all_of(r.protos.begin(), r.protos.end(), [](auto k) { return k == ProtoKind::udp || k == ProtoKind::tcp; });
+    bool l4 = !r.protos.empty() && r.other_protos.empty() && std::all_of(r.protos.begin(), r.protos.end(), [](auto k) {
+      return k == ProtoKind::udp || k == ProtoKind::tcp;
+    });
     if (l4 && pick(3)) {
       uint16_t a = port(), b = port();
       r.dport = {{std::min(a, b), std::max(a, b)}};

@@ -21,7 +21,9 @@ int main(int argc, char** argv) {
     std::perror("datapath tests: unshare(CLONE_NEWNET)");
     return 1;
   }
-  if (std::system("ip link add sxdtest0 type veth peer name sxdtest1 && ip link set sxdtest0 up && ip link set sxdtest1 up") != 0) {
+  if (std::system(
+          "ip link add sxdtest0 type veth peer name sxdtest1 && ip link set sxdtest0 up && ip link set sxdtest1 up") !=
+      0) {
     std::fprintf(stderr, "datapath tests: cannot create a veth pair (ip link add ... type veth)\n");
     return 1;
   }

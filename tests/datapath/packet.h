@@ -81,9 +81,7 @@ class PacketBuilder {
 
   Bytes build() const {
     Bytes l4 = build_l4();
-    Bytes out;
-    uint8_t mac[12] = {0x02, 0, 0, 0, 0, 1, 0x02, 0, 0, 0, 0, 2};
-    out.insert(out.end(), mac, mac + 12);
+    Bytes out = {0x02, 0, 0, 0, 0, 1, 0x02, 0, 0, 0, 0, 2};  // dst, src MAC
     for (auto& [tpid, id] : vlans_) {
       put16(out, tpid);
       put16(out, id);
@@ -134,7 +132,7 @@ class PacketBuilder {
           put32(out, frag_id_);
         } else {
           out.push_back(next);
-          out.push_back(0);  // 8 bytes
+          out.push_back(0);                           // 8 bytes
           out.insert(out.end(), {1, 4, 0, 0, 0, 0});  // PadN
         }
       }

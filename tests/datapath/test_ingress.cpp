@@ -124,7 +124,8 @@ TEST_CASE("fixture table: verdicts and counters") {
     int verdict;
     const char* counter;
   } fixtures[] = {
-      {"IPv4 UDP SIP 5060", P().ipv4(kClient, kServer).udp(40000, 5060).payload("OPTIONS sip:x SIP/2.0\r\n").build(), PASS, "sip-udp"},
+      {"IPv4 UDP SIP 5060", P().ipv4(kClient, kServer).udp(40000, 5060).payload("OPTIONS sip:x SIP/2.0\r\n").build(),
+       PASS, "sip-udp"},
       {"IPv4 UDP SIP 5080", P().ipv4(kClient, kServer).udp(40000, 5080).build(), PASS, "sip-udp"},
       {"IPv4 UDP 5070 denied", P().ipv4(kClient, kServer).udp(40000, 5070).build(), DROP, "default"},
       {"RTP low edge", P().ipv4(kClient, kServer).udp(30000, 16384).payload(160).build(), PASS, "rtp"},
@@ -140,7 +141,8 @@ TEST_CASE("fixture table: verdicts and counters") {
       {"ICMP echo request", P().ipv4(kClient, kServer).icmp(8).payload(56).build(), PASS, "ping"},
       {"ICMP timestamp", P().ipv4(kClient, kServer).icmp(13).build(), DROP, "default"},
       {"ICMPv6 echo request", P().ipv6(kClient6, kServer6).icmp(128).build(), PASS, "ping6"},
-      {"ICMPv6 neighbour solicitation", P().ipv6(kClient6, "ff02::1:ff00:1").icmp(135).payload(16).build(), PASS, "ipv6-nd"},
+      {"ICMPv6 neighbour solicitation", P().ipv6(kClient6, "ff02::1:ff00:1").icmp(135).payload(16).build(), PASS,
+       "ipv6-nd"},
       {"ICMPv6 router advertisement", P().ipv6("fe80::1", "ff02::1").icmp(134).payload(8).build(), PASS, "ipv6-nd"},
       {"ICMPv6 MLD report (not ND)", P().ipv6("fe80::1", "ff02::16").icmp(143).payload(8).build(), DROP, "default"},
       {"GRE dropped by rule", P().ipv4(kClient, kServer).proto(47).payload(20).build(), DROP, "no-gre"},
@@ -149,19 +151,26 @@ TEST_CASE("fixture table: verdicts and counters") {
       {"sport+dst rule, other dst", P().ipv4(kClient, "198.20.4.4").udp(5060, 40000).build(), DROP, "default"},
       {"sport+dst rule, other sport", P().ipv4(kClient, "198.19.4.4").udp(5061, 40000).build(), DROP, "default"},
       {"802.1Q tagged SIP", P().vlan(100).ipv4(kClient, kServer).udp(40000, 5060).build(), PASS, "sip-udp"},
-      {"QinQ tagged SIP", P().vlan(200, 0x88a8).vlan(100).ipv4(kClient, kServer).udp(40000, 5060).build(), PASS, "sip-udp"},
-      {"QinQ tagged IPv6 denied", P().vlan(200, 0x88a8).vlan(100).ipv6(kClient6, kServer6).udp(1, 9).build(), DROP, "default"},
-      {"IPv6 hop-by-hop + dest opts", P().ipv6(kClient6, kServer6).ext(0).ext(60).udp(40000, 5060).build(), PASS, "sip-udp"},
+      {"QinQ tagged SIP", P().vlan(200, 0x88a8).vlan(100).ipv4(kClient, kServer).udp(40000, 5060).build(), PASS,
+       "sip-udp"},
+      {"QinQ tagged IPv6 denied", P().vlan(200, 0x88a8).vlan(100).ipv6(kClient6, kServer6).udp(1, 9).build(), DROP,
+       "default"},
+      {"IPv6 hop-by-hop + dest opts", P().ipv6(kClient6, kServer6).ext(0).ext(60).udp(40000, 5060).build(), PASS,
+       "sip-udp"},
       {"IPv6 routing header, denied port", P().ipv6(kClient6, kServer6).ext(43).tcp(1, 23).build(), DROP, "default"},
       {"ARP", P().ethertype(0x0806).build(), PASS, "non-ip"},
       {"LLDP", P().ethertype(0x88cc).build(), PASS, "non-ip"},
       {"IPv4 to 127.0.0.1", P().ipv4(kClient, "127.0.0.1").udp(40000, 5060).build(), DROP, "martian"},
       {"IPv4 from 127.0.0.1", P().ipv4("127.0.0.1", kServer).udp(40000, 5060).build(), DROP, "martian"},
       {"IPv6 to ::1", P().ipv6(kClient6, "::1").udp(40000, 5060).build(), DROP, "martian"},
-      {"first fragment, allowed port", P().ipv4(kClient, kServer).fragment(0, true).udp(40000, 5060).payload(1400).build(), PASS, "sip-udp"},
-      {"later fragment", P().ipv4(kClient, kServer).fragment(1408, false).udp(40000, 5060).payload(600).build(), DROP, "fragment"},
-      {"IPv6 first fragment", P().ipv6(kClient6, kServer6).fragment(0, true).udp(40000, 5060).payload(1000).build(), PASS, "sip-udp"},
-      {"IPv6 later fragment", P().ipv6(kClient6, kServer6).fragment(1008, false).udp(40000, 5060).payload(100).build(), DROP, "fragment"},
+      {"first fragment, allowed port",
+       P().ipv4(kClient, kServer).fragment(0, true).udp(40000, 5060).payload(1400).build(), PASS, "sip-udp"},
+      {"later fragment", P().ipv4(kClient, kServer).fragment(1408, false).udp(40000, 5060).payload(600).build(), DROP,
+       "fragment"},
+      {"IPv6 first fragment", P().ipv6(kClient6, kServer6).fragment(0, true).udp(40000, 5060).payload(1000).build(),
+       PASS, "sip-udp"},
+      {"IPv6 later fragment", P().ipv6(kClient6, kServer6).fragment(1008, false).udp(40000, 5060).payload(100).build(),
+       DROP, "fragment"},
   };
   for (auto& f : fixtures) h.expect(f.desc, f.frame, f.verdict, f.counter);
 }
@@ -175,7 +184,8 @@ TEST_CASE("truncated and malformed headers drop on their own counter") {
   auto icmp4 = P().ipv4(kClient, kServer).icmp(8).build();
   // (BPF_PROG_TEST_RUN refuses frames shorter than an Ethernet header.)
   h.expect("Ethernet header only", cut(udp4, 14), DROP, "malformed");
-  h.expect("cut inside the VLAN tag", cut(P().vlan(5).ipv4(kClient, kServer).udp(1, 5060).build(), 16), DROP, "malformed");
+  h.expect("cut inside the VLAN tag", cut(P().vlan(5).ipv4(kClient, kServer).udp(1, 5060).build(), 16), DROP,
+           "malformed");
   h.expect("cut inside IPv4", cut(udp4, 14 + 12), DROP, "malformed");
   h.expect("cut inside UDP", cut(udp4, 14 + 20 + 4), DROP, "malformed");
   h.expect("cut inside TCP", cut(tcp4, 14 + 20 + 12), DROP, "malformed");
@@ -263,17 +273,23 @@ TEST_CASE("the kernel agrees with first-match on random policies and packets") {
       inet_ntop(k.family == 4 ? AF_INET : AF_INET6, k.src.data(), src, sizeof(src));
       inet_ntop(k.family == 4 ? AF_INET : AF_INET6, k.dst.data(), dst, sizeof(dst));
       PacketBuilder b;
-      if (k.family == 4) b.ipv4(src, dst);
-      else b.ipv6(src, dst);
-      if (k.proto == 6) b.tcp(k.sport, k.dport);
-      else if (k.proto == 17) b.udp(k.sport, k.dport);
-      else if ((k.proto == 1 && k.family == 4) || (k.proto == 58 && k.family == 6)) b.icmp(static_cast<uint8_t>(k.dport));
-      else b.proto(k.proto).payload(8);
+      if (k.family == 4)
+        b.ipv4(src, dst);
+      else
+        b.ipv6(src, dst);
+      if (k.proto == 6)
+        b.tcp(k.sport, k.dport);
+      else if (k.proto == 17)
+        b.udp(k.sport, k.dport);
+      else if ((k.proto == 1 && k.family == 4) || (k.proto == 58 && k.family == 6))
+        b.icmp(static_cast<uint8_t>(k.dport));
+      else
+        b.proto(k.proto).payload(8);
       auto frame = b.build();
       // Skip what the built-in paths take before the rules (ND, martians).
       if (k.family == 6 && k.proto == 58 && k.dport >= 133 && k.dport <= 137) continue;
       int want = reference_match(p, k);
-      uint32_t slot = want < 0 ? SIPXDP_CTR_DEFAULT : m->rules[want].counter;
+      uint32_t slot = want < 0 ? uint32_t(SIPXDP_CTR_DEFAULT) : m->rules[want].counter;
       auto before = dp->counter(slot).value().packets;
       xdp_md ctx{};
       ctx.data_end = static_cast<uint32_t>(frame.size());

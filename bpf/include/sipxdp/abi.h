@@ -29,9 +29,9 @@
 
 /* Port tables: one per protocol kind for the destination side, one for sport. */
 enum sipxdp_port_table {
-	SIPXDP_PT_TCP = 0, /* index: TCP destination port */
-	SIPXDP_PT_UDP = 1, /* index: UDP destination port */
-	SIPXDP_PT_ICMP = 2, /* index: ICMP type */
+	SIPXDP_PT_TCP = 0,   /* index: TCP destination port */
+	SIPXDP_PT_UDP = 1,   /* index: UDP destination port */
+	SIPXDP_PT_ICMP = 2,  /* index: ICMP type */
 	SIPXDP_PT_ICMP6 = 3, /* index: ICMPv6 type */
 	SIPXDP_PT_OTHER = 4, /* index: IP protocol number */
 	SIPXDP_PT_SPORT = 5, /* index: TCP/UDP source port (0 for others) */
@@ -70,8 +70,8 @@ struct sipxdp_lpm6_key {
 };
 
 enum sipxdp_comb_stage {
-	SIPXDP_COMB_PS = 1, /* proto+dport class x sport class */
-	SIPXDP_COMB_AD = 2, /* source class x destination class */
+	SIPXDP_COMB_PS = 1,    /* proto+dport class x sport class */
+	SIPXDP_COMB_AD = 2,    /* source class x destination class */
 	SIPXDP_COMB_FINAL = 3, /* port class x address class */
 };
 
@@ -93,10 +93,10 @@ enum sipxdp_action {
 
 /* What a packet does when its final class is cls: cls_rule[gen * MAX_CLASSES + cls]. */
 struct sipxdp_rule {
-	__u32 action; /* enum sipxdp_action */
+	__u32 action;  /* enum sipxdp_action */
 	__u32 counter; /* slot in counters */
-	__u32 flags; /* SIPXDP_RULE_* */
-	__u32 rule; /* index in the policy, for tests and tracing */
+	__u32 flags;   /* SIPXDP_RULE_* */
+	__u32 rule;    /* index in the policy, for tests and tracing */
 };
 
 /* Which dimensions the active policy uses; unused ones cost no lookup. */
@@ -107,7 +107,7 @@ struct sipxdp_rule {
 
 /* policy_hdr[gen] */
 struct sipxdp_policy_hdr {
-	__u32 flags; /* SIPXDP_HDR_* */
+	__u32 flags;	      /* SIPXDP_HDR_* */
 	__u32 default_action; /* enum sipxdp_action */
 	__u32 nrules;
 	__u32 pad;
@@ -121,12 +121,12 @@ struct sipxdp_state {
 
 /* Counter slots (per-CPU packets and bytes, summed by the loader). */
 enum sipxdp_builtin_counter {
-	SIPXDP_CTR_NONIP = 0, /* non-IP frames (ARP, LLDP...): pass */
+	SIPXDP_CTR_NONIP = 0,	  /* non-IP frames (ARP, LLDP...): pass */
 	SIPXDP_CTR_MALFORMED = 1, /* truncated or malformed headers: drop */
-	SIPXDP_CTR_MARTIAN = 2, /* 127.0.0.0/8 or ::1 on a non-loopback device: drop */
-	SIPXDP_CTR_DEFAULT = 3, /* no rule matched: policy default action */
-	SIPXDP_CTR_IPV6_ND = 4, /* ICMPv6 neighbour discovery: pass */
-	SIPXDP_CTR_FRAGMENT = 5, /* non-first fragment without a known verdict: drop */
+	SIPXDP_CTR_MARTIAN = 2,	  /* 127.0.0.0/8 or ::1 on a non-loopback device: drop */
+	SIPXDP_CTR_DEFAULT = 3,	  /* no rule matched: policy default action */
+	SIPXDP_CTR_IPV6_ND = 4,	  /* ICMPv6 neighbour discovery: pass */
+	SIPXDP_CTR_FRAGMENT = 5,  /* non-first fragment without a known verdict: drop */
 	SIPXDP_CTR_NO_POLICY = 6, /* no policy loaded yet: pass */
 	SIPXDP_CTR_BUILTIN_NUM = 7,
 };

@@ -60,8 +60,8 @@ struct pkt {
 	__u32 len;
 	__u16 l3_off;
 	__u16 l4_off;
-	__u8 family; /* 4 or 6 */
-	__u8 proto; /* L4 protocol after extension headers */
+	__u8 family;	 /* 4 or 6 */
+	__u8 proto;	 /* L4 protocol after extension headers */
 	__u8 frag_first; /* first fragment of a fragmented datagram */
 	__u8 frag_later; /* non-first fragment: no L4 header */
 	__u8 tos_or_tc;

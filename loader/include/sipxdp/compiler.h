@@ -36,7 +36,7 @@ struct CompiledPolicy {
   std::vector<Lpm4Entry> lpm4;
   std::vector<Lpm6Entry> lpm6;
   std::vector<CombEntry> comb;
-  std::vector<sipxdp_rule> cls_rule;  // indexed by class; class 0 is the empty set
+  std::vector<sipxdp_rule> cls_rule;   // indexed by class; class 0 is the empty set
   std::vector<uint32_t> rule_counter;  // counter slot of each rule
 
   uint32_t classes() const { return static_cast<uint32_t>(cls_rule.size()); }

@@ -18,8 +18,8 @@ struct PortRange {
 };
 
 struct Cidr {
-  int family = 4;                    // 4 or 6
-  std::array<uint8_t, 16> addr{};    // network order; IPv4 uses the first 4 bytes
+  int family = 4;                  // 4 or 6
+  std::array<uint8_t, 16> addr{};  // network order; IPv4 uses the first 4 bytes
   uint8_t plen = 0;
   bool operator==(const Cidr&) const = default;
   std::string str() const;
@@ -36,10 +36,10 @@ struct Rule {
   // numbers outside tcp/udp/icmp/icmpv6.
   std::vector<ProtoKind> protos;
   std::vector<uint8_t> other_protos;
-  std::vector<PortRange> dport;   // empty: any (tcp/udp only)
-  std::vector<PortRange> sport;   // empty: any (tcp/udp only)
+  std::vector<PortRange> dport;      // empty: any (tcp/udp only)
+  std::vector<PortRange> sport;      // empty: any (tcp/udp only)
   std::vector<PortRange> icmp_type;  // empty: any (icmp/icmpv6 only), 0-255
-  std::vector<Cidr> src;          // empty: any address of either family
+  std::vector<Cidr> src;             // empty: any address of either family
   std::vector<Cidr> dst;
   Action action = Action::drop;
   std::string comment;

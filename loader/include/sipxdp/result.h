@@ -9,8 +9,8 @@ namespace sipxdp {
 
 // One failure: what was being done, on what, and the errno when the kernel said no.
 struct Error {
-  std::string what;  // full sentence fragment, e.g. "policy.json:3:12: rule \"x\": bad port"
-  int err = 0;       // positive errno, 0 when not a system error
+  std::string what;    // full sentence fragment, e.g. "policy.json:3:12: rule \"x\": bad port"
+  int err = 0;         // positive errno, 0 when not a system error
   std::string detail;  // extra lines (verifier log tail), shown with --verbose
 
   std::string message() const;  // one line: what, plus strerror(err) when set
@@ -42,13 +42,15 @@ class [[nodiscard]] Result {
 
 struct Ok {};
 using Status = Result<Ok>;
-inline Status ok_status() { return Ok{}; }
+inline Status ok_status() {
+  return Ok{};
+}
 
 }  // namespace sipxdp
 
 // Propagate an error from an expression returning Result<...>.
-#define SIPXDP_TRY(expr)                          \
-  do {                                            \
-    auto sipxdp_try_r_ = (expr);                  \
+#define SIPXDP_TRY(expr)                              \
+  do {                                                \
+    auto sipxdp_try_r_ = (expr);                      \
     if (!sipxdp_try_r_) return sipxdp_try_r_.error(); \
   } while (0)

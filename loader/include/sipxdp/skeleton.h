@@ -11,9 +11,7 @@ class Skeleton {
   Skeleton() = default;
   explicit Skeleton(T* s) : s_(s) {}
 
-  static Skeleton open(const struct bpf_object_open_opts* opts = nullptr) {
-    return Skeleton(T::open(opts));
-  }
+  static Skeleton open(const struct bpf_object_open_opts* opts = nullptr) { return Skeleton(T::open(opts)); }
   int load() { return T::load(s_.get()); }
 
   T* get() const { return s_.get(); }
