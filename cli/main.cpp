@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <cerrno>
 #include <chrono>
 #include <climits>
 #include <cmath>
@@ -32,11 +33,9 @@ struct Global {
 };
 
 [[noreturn]] void die(const Error& e, const Global& g) {
-  std::cerr << "sipxdp: " << e.message() << "\n";
-  if (g.verbose && !e.detail.empty())
-    std::cerr << e.detail;
-  else if (!e.detail.empty())
-    std::cerr << "sipxdp: (run with --verbose for the kernel's log)\n";
+  bool log = !e.detail.empty() && e.err != EPERM;
+  std::cerr << "sipxdp: " << e.message() << (log && !g.verbose ? " (--verbose shows the kernel's log)" : "") << "\n";
+  if (log && g.verbose) std::cerr << e.detail;
   std::exit(1);
 }
 
@@ -396,6 +395,11 @@ int main(int argc, char** argv) {
   }
   if (g.verbose) set_libbpf_logger([](const std::string& s) { std::cerr << "libbpf: " << s << "\n"; });
 
+  if (!*validate && geteuid() != 0) {
+    std::cerr << "sipxdp: " << app.get_subcommands()[0]->get_name()
+              << " needs root (CAP_BPF, CAP_NET_ADMIN and access to /sys/fs/bpf)\n";
+    return 1;
+  }
   if (*attach)
     run_attach(ac, g);
   else if (*detach) {
