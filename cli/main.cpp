@@ -271,10 +271,10 @@ void run_stats(const StatsCmd& c, const Global& g) {
       screen += "sipxdp " + targets[i].first + (g.netns.empty() ? "" : " (netns " + g.netns + ")") + "  policy " +
                 m.policy_path + "  sha256 " + m.policy_sha256.substr(0, 12) + "\n";
       if (c.watching)
-        std::snprintf(line, sizeof(line), "%10s %10s %10s %10s  %-6s %-20s %s\n", "pkts", "bytes", "pps", "bit/s",
+        std::snprintf(line, sizeof(line), "%10s %10s %10s %10s  %-6s %-24s %s\n", "pkts", "bytes", "pps", "bit/s",
                       "action", "rule", "match");
       else
-        std::snprintf(line, sizeof(line), "%10s %10s  %-6s %-20s %s\n", "pkts", "bytes", "action", "rule", "match");
+        std::snprintf(line, sizeof(line), "%10s %10s  %-6s %-24s %s\n", "pkts", "bytes", "action", "rule", "match");
       screen += line;
       for (auto& r : rows) {
         if (r.builtin && !c.all && r.value.packets == 0 && r.name != "default") continue;
@@ -290,10 +290,10 @@ void run_stats(const StatsCmd& c, const Global& g) {
             bps = double(r.value.bytes - pv.bytes) * 8 / dt;
           }
           prev[key] = r.value;
-          std::snprintf(line, sizeof(line), "%10s %10s %10s %10s  %-6s %-20s %s\n", p.c_str(), b.c_str(),
+          std::snprintf(line, sizeof(line), "%10s %10s %10s %10s  %-6s %-24s %s\n", p.c_str(), b.c_str(),
                         rate(pps, "").c_str(), rate(bps, "").c_str(), r.action.c_str(), name.c_str(), r.match.c_str());
         } else {
-          std::snprintf(line, sizeof(line), "%10s %10s  %-6s %-20s %s\n", p.c_str(), b.c_str(), r.action.c_str(),
+          std::snprintf(line, sizeof(line), "%10s %10s  %-6s %-24s %s\n", p.c_str(), b.c_str(), r.action.c_str(),
                         name.c_str(), r.match.c_str());
         }
         screen += line;
@@ -311,6 +311,46 @@ void run_stats(const StatsCmd& c, const Global& g) {
     prev_t = now;
     std::this_thread::sleep_for(std::chrono::duration<double>(c.watch));
   }
+}
+
+// ---- bans ---------------------------------------------------------------
+
+void run_bans(const std::string& iface_arg, bool as_json, const Global& g) {
+  std::string iface = resolve_iface(iface_arg, g);
+  Datapath dp = must(Datapath::open_pinned(pin_dir(iface, g.netns)), g);
+  auto bans = must(dp.bans(), g);
+  std::sort(bans.begin(), bans.end(), [](auto& a, auto& b) { return a.hits > b.hits; });
+  if (as_json) {
+    json out = json::array();
+    for (auto& b : bans)
+      out.push_back(
+          {{"address", b.prefix.str()}, {"reason", b.reason}, {"hits", b.hits}, {"seconds_left", b.seconds_left}});
+    std::cout << out.dump(2) << "\n";
+    return;
+  }
+  if (bans.empty()) {
+    std::cout << "no bans on " << iface << "\n";
+    return;
+  }
+  std::printf("%-43s %-24s %10s %12s\n", "address", "reason", "hits", "seconds left");
+  for (auto& b : bans)
+    std::printf("%-43s %-24s %10llu %12s\n", b.prefix.str().c_str(), b.reason.c_str(),
+                static_cast<unsigned long long>(b.hits),
+                b.seconds_left < 0 ? "permanent" : std::to_string(b.seconds_left).c_str());
+}
+
+void run_ban(bool add, const std::string& addr, uint32_t seconds, const std::string& iface_arg, const Global& g) {
+  auto c = parse_cidr(addr);
+  if (!c) die(c.error(), g);
+  std::string iface = resolve_iface(iface_arg, g);
+  Datapath dp = must(Datapath::open_pinned(pin_dir(iface, g.netns)), g);
+  auto st = add ? dp.ban_add(c.value(), seconds) : dp.ban_del(c.value());
+  if (!st) die(st.error(), g);
+  if (add)
+    std::cout << "banned " << c->str() << " on " << iface
+              << (seconds ? " for " + std::to_string(seconds) + " s" : std::string(" until removed")) << "\n";
+  else
+    std::cout << "unbanned " << c->str() << " on " << iface << "\n";
 }
 
 // ---- validate / apply ---------------------------------------------------
@@ -386,6 +426,24 @@ int main(int argc, char** argv) {
   apply->add_option("file", apply_file, "policy file")->required();
   apply->add_option("-i,--iface", apply_iface, "interface (default: the only one attached)");
 
+  std::string bans_iface;
+  bool bans_json = false;
+  auto* bans = app.add_subcommand("bans", "list banned sources");
+  bans->add_option("iface", bans_iface, "interface (default: the only one attached)");
+  bans->add_flag("--json", bans_json, "print JSON");
+
+  std::string ban_addr, ban_iface;
+  uint32_t ban_seconds = 0;
+  auto* ban = app.add_subcommand("ban", "ban or unban a source by hand (for fail2ban)");
+  ban->require_subcommand(1);
+  auto* ban_add = ban->add_subcommand("add", "drop everything from ADDR[/PREFIX]");
+  ban_add->add_option("addr", ban_addr, "address or prefix")->required();
+  ban_add->add_option("-s,--seconds", ban_seconds, "lift the ban after this many seconds (default: never)");
+  ban_add->add_option("-i,--iface", ban_iface, "interface (default: the only one attached)");
+  auto* ban_del = ban->add_subcommand("del", "lift a ban");
+  ban_del->add_option("addr", ban_addr, "address or prefix")->required();
+  ban_del->add_option("-i,--iface", ban_iface, "interface (default: the only one attached)");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -416,6 +474,10 @@ int main(int argc, char** argv) {
     run_stats(sc, g);
   } else if (*validate)
     run_validate(validate_file, g);
+  else if (*bans)
+    run_bans(bans_iface, bans_json, g);
+  else if (*ban)
+    run_ban(bool(*ban_add), ban_addr, ban_seconds, ban_iface, g);
   else if (*apply)
     run_apply(apply_file, apply_iface, g);
   return 0;

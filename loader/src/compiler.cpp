@@ -1,6 +1,7 @@
 #include "sipxdp/compiler.h"
 
 #include <algorithm>
+#include <cstring>
 #include <map>
 #include <string>
 #include <unordered_map>
@@ -262,14 +263,118 @@ bool prefix_contains(const Cidr& c, int family, const std::array<uint8_t, 16>& a
 
 }  // namespace
 
-std::vector<uint32_t> fresh_counters(const Policy& p) {
-  std::vector<uint32_t> v(p.rules.size());
-  for (size_t i = 0; i < v.size(); ++i) v[i] = SIPXDP_CTR_RULE_BASE + static_cast<uint32_t>(i);
-  return v;
+Slots fresh_counters(const Policy& p) {
+  Slots s;
+  uint32_t next = SIPXDP_CTR_RULE_BASE;
+  for (size_t i = 0; i < p.rules.size(); ++i) s.rules.push_back(next++);
+  for (size_t i = 0; i < p.sip.patterns.size(); ++i) s.patterns.push_back(next++);
+  return s;
 }
 
-Result<CompiledPolicy> compile_policy(const Policy& p, const std::vector<uint32_t>& rule_counter) {
-  if (rule_counter.size() != p.rules.size()) return make_error("internal: counter slots do not match rules");
+namespace {
+
+uint8_t lower(uint8_t b) {
+  return (b >= 'A' && b <= 'Z') ? b + 32 : b;
+}
+
+// Wu-Manber over 2-byte grams; see the matcher's comment in bpf/ingress.bpf.c.
+void compile_sip(const Policy& p, const Slots& slots, CompiledPolicy& out) {
+  const SipConfig& sip = p.sip;
+  const bool icase = sip.ignore_case;
+  out.wm = std::make_shared<sipxdp_wm>();
+  sipxdp_wm& wm = *out.wm;
+  std::memset(&wm, 0, sizeof(wm));
+  size_t m = SIPXDP_MAX_PATTERN_LEN;
+  for (auto& pat : sip.patterns) m = std::min(m, pat.size());
+  if (sip.patterns.empty()) m = SIPXDP_MIN_PATTERN_LEN;
+  std::memset(wm.shift, static_cast<int>(m - 1), sizeof(wm.shift));
+
+  std::vector<uint64_t> cand_mask(SIPXDP_WM_GRAMS, 0);
+  auto variants = [&](uint8_t b) {
+    std::vector<uint8_t> v = {b};
+    if (icase && b >= 'a' && b <= 'z') v.push_back(static_cast<uint8_t>(b - 32));
+    return v;
+  };
+  for (size_t i = 0; i < sip.patterns.size(); ++i) {
+    sipxdp_pattern sp{};
+    const std::string& text = sip.patterns[i];
+    sp.len = static_cast<uint32_t>(text.size());
+    sp.counter = slots.patterns[i];
+    for (size_t k = 0; k < text.size(); ++k) {
+      uint8_t b = static_cast<uint8_t>(text[k]);
+      sp.bytes[k] = icase ? lower(b) : b;
+    }
+    out.patterns.push_back(sp);
+    for (size_t j = 0; j + 1 < m; ++j) {
+      uint8_t shift = static_cast<uint8_t>(m - 2 - j);
+      for (uint8_t a : variants(sp.bytes[j]))
+        for (uint8_t b : variants(sp.bytes[j + 1])) {
+          uint32_t g = (uint32_t(a) << 8) | b;
+          wm.shift[g] = std::min(wm.shift[g], shift);
+          if (shift == 0) cand_mask[g] |= 1ull << i;
+        }
+    }
+  }
+  std::map<uint64_t, uint8_t> index;
+  for (uint32_t g = 0; g < SIPXDP_WM_GRAMS; ++g) {
+    if (!cand_mask[g]) continue;
+    auto [it, fresh] = index.emplace(cand_mask[g], static_cast<uint8_t>(index.size() + 1));
+    if (fresh) wm.masks[it->second] = cand_mask[g];
+    wm.cand[g] = it->second;
+  }
+  out.sip_cfg.flags = (icase ? SIPXDP_SIP_IGNORE_CASE : 0) | (sip.match == SipMatch::headers ? SIPXDP_SIP_HEADERS : 0) |
+                      (sip.ban_seconds ? SIPXDP_SIP_BAN : 0);
+  out.sip_cfg.npatterns = static_cast<uint32_t>(sip.patterns.size());
+  out.sip_cfg.minlen = static_cast<uint32_t>(m);
+  out.sip_cfg.ban_ns = uint64_t(sip.ban_seconds) * 1000000000ull;
+  for (auto& c : sip.trusted) {
+    if (c.family == 4) {
+      Lpm4Entry e{SIPXDP_DIR_TRUSTED, {}, c.plen, 1};
+      std::copy_n(c.addr.begin(), 4, e.addr.begin());
+      out.lpm4.push_back(e);
+    } else {
+      out.lpm6.push_back({SIPXDP_DIR_TRUSTED, c.addr, c.plen, 1});
+    }
+  }
+}
+
+}  // namespace
+
+int compiled_scan(const CompiledPolicy& c, const std::string& payload) {
+  if (!c.wm || c.patterns.empty()) return -1;
+  const sipxdp_wm& wm = *c.wm;
+  const size_t m = c.sip_cfg.minlen, end = std::min<size_t>(payload.size(), SIPXDP_SCAN_MAX);
+  const bool icase = c.sip_cfg.flags & SIPXDP_SIP_IGNORE_CASE;
+  auto at = [&](size_t i) { return static_cast<uint8_t>(payload[i]); };
+  int best = -1;  // the earliest-listed pattern wins, as in the kernel
+  for (size_t pos = m - 1; pos < end && best != 0;) {
+    uint32_t g = (uint32_t(at(pos - 1)) << 8) | at(pos);
+    uint8_t sh = wm.shift[g];
+    if (!sh) {
+      uint64_t mask = wm.masks[wm.cand[g] & (SIPXDP_WM_CANDS - 1)];
+      size_t start = pos + 1 - m;
+      for (size_t i = 0; i < c.patterns.size() && (best < 0 || int(i) < best); ++i) {
+        if (!(mask & (1ull << i))) continue;
+        const sipxdp_pattern& pat = c.patterns[i];
+        if (start + pat.len > end) continue;
+        size_t k = 0;
+        while (k < pat.len && (icase ? lower(at(start + k)) : at(start + k)) == pat.bytes[k]) ++k;
+        if (k == pat.len) {
+          best = static_cast<int>(i);
+          break;
+        }
+      }
+      sh = 1;
+    }
+    pos += sh;
+  }
+  return best;
+}
+
+Result<CompiledPolicy> compile_policy(const Policy& p, const Slots& slots) {
+  if (slots.rules.size() != p.rules.size() || slots.patterns.size() != p.sip.patterns.size())
+    return make_error("internal: counter slots do not match the policy");
+  const std::vector<uint32_t>& rule_counter = slots.rules;
   CompiledPolicy out;
   Classes cls(std::max<size_t>(p.rules.size(), 1));
   out.rule_counter = rule_counter;
@@ -330,13 +435,15 @@ Result<CompiledPolicy> compile_policy(const Policy& p, const std::vector<uint32_
     int r = cls.first(c);
     if (r < 0) continue;
     const Rule& rule = p.rules[r];
-    out.cls_rule[c] = sipxdp_rule{rule.action == Action::allow ? uint32_t(SIPXDP_ACT_ALLOW) : uint32_t(SIPXDP_ACT_DROP),
-                                  rule_counter[r], 0, static_cast<uint32_t>(r)};
+    out.cls_rule[c] =
+        sipxdp_rule{rule.action == Action::allow ? uint32_t(SIPXDP_ACT_ALLOW) : uint32_t(SIPXDP_ACT_DROP),
+                    rule_counter[r], rule.inspect_sip ? SIPXDP_RULE_INSPECT_SIP : 0u, static_cast<uint32_t>(r)};
   }
   out.hdr.flags = SIPXDP_HDR_VALID | (use_sport ? SIPXDP_HDR_SPORT : 0) | (use_src ? SIPXDP_HDR_SRC : 0) |
                   (use_dst ? SIPXDP_HDR_DST : 0);
   out.hdr.default_action = p.default_action == Action::allow ? SIPXDP_ACT_ALLOW : SIPXDP_ACT_DROP;
   out.hdr.nrules = static_cast<uint32_t>(p.rules.size());
+  compile_sip(p, slots, out);
   (void)fin;
   return out;
 }

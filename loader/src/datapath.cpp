@@ -34,7 +34,11 @@ static_assert(sizeof(sipxdp_lpm6_key) == 24);
 static_assert(sizeof(sipxdp_comb_key) == 12);
 static_assert(sizeof(sipxdp_rule) == 16);
 static_assert(sizeof(sipxdp_policy_hdr) == 16);
-static_assert(sizeof(sipxdp_state) == 8);
+static_assert(sizeof(sipxdp_state) == 16);
+static_assert(sizeof(sipxdp_pattern) == 72);
+static_assert(sizeof(sipxdp_sip_cfg) == 24);
+static_assert(sizeof(sipxdp_ban) == 32);
+static_assert(sizeof(sipxdp_ban_key) == 20);
 static_assert(sizeof(sipxdp_counter) == 16);
 static_assert(sizeof(sipxdp_manifest_chunk) == SIPXDP_MANIFEST_CHUNK);
 
@@ -46,9 +50,28 @@ constexpr const char* kLinkPin = "xdp_link";
 constexpr uint32_t kBpfFsMagic = 0xcafe4a11;
 
 // The pinned maps, by name; also the order in which they are pinned.
-const char* const kMapNames[] = {"state", "policy_hdr", "port_class", "lpm4",     "lpm6",
-                                 "comb",  "cls_rule",   "counters",   "manifest", "rcu_sync"};
-enum MapId { M_STATE, M_HDR, M_PORT, M_LPM4, M_LPM6, M_COMB, M_CLS, M_CTR, M_MANIFEST, M_RCU, M_NUM };
+const char* const kMapNames[] = {"state",    "policy_hdr", "port_class",    "lpm4",         "lpm6",    "comb",
+                                 "cls_rule", "counters",   "manifest",      "rcu_sync",     "sip_cfg", "sip_patterns",
+                                 "sip_wm",   "bans",       "ban_prefixes4", "ban_prefixes6"};
+enum MapId {
+  M_STATE,
+  M_HDR,
+  M_PORT,
+  M_LPM4,
+  M_LPM6,
+  M_COMB,
+  M_CLS,
+  M_CTR,
+  M_MANIFEST,
+  M_RCU,
+  M_SIP_CFG,
+  M_SIP_PAT,
+  M_SIP_WM,
+  M_BANS,
+  M_BANP4,
+  M_BANP6,
+  M_NUM
+};
 
 std::mutex log_mu;
 std::function<void(const std::string&)> log_fn;
@@ -258,6 +281,7 @@ Result<XdpMode> parse_xdp_mode(const std::string& s) {
 
 const std::vector<BuiltinCounter>& builtin_counters() {
   static const std::vector<BuiltinCounter> v = {
+      {SIPXDP_CTR_BANNED, "banned", "drop", "source banned (sipxdp bans)"},
       {SIPXDP_CTR_NONIP, "non-ip", "allow", "non-IP frames (ARP...)"},
       {SIPXDP_CTR_IPV6_ND, "ipv6-nd", "allow", "ICMPv6 neighbour discovery"},
       {SIPXDP_CTR_MALFORMED, "malformed", "drop", "truncated or malformed headers"},
@@ -281,15 +305,17 @@ Result<Datapath> Datapath::load() {
     if (e.err == EPERM) e.what += " (run as root, with CAP_BPF and CAP_NET_ADMIN)";
     return e;
   }
-  struct bpf_map* maps[M_NUM] = {skel->maps.state,    skel->maps.policy_hdr, skel->maps.port_class, skel->maps.lpm4,
-                                 skel->maps.lpm6,     skel->maps.comb,       skel->maps.cls_rule,   skel->maps.counters,
-                                 skel->maps.manifest, skel->maps.rcu_sync};
+  struct bpf_map* maps[M_NUM] = {
+      skel->maps.state,    skel->maps.policy_hdr, skel->maps.port_class,    skel->maps.lpm4,
+      skel->maps.lpm6,     skel->maps.comb,       skel->maps.cls_rule,      skel->maps.counters,
+      skel->maps.manifest, skel->maps.rcu_sync,   skel->maps.sip_cfg,       skel->maps.sip_patterns,
+      skel->maps.sip_wm,   skel->maps.bans,       skel->maps.ban_prefixes4, skel->maps.ban_prefixes6};
   for (int i = 0; i < M_NUM; ++i) {
     int fd = fcntl(bpf_map__fd(maps[i]), F_DUPFD_CLOEXEC, 3);
     if (fd < 0) return sys_error("cannot dup map fd", errno);
     dp.impl_->maps[i].reset(fd);
   }
-  sipxdp_state st{0, SIPXDP_ABI_VERSION};
+  sipxdp_state st{0, SIPXDP_ABI_VERSION, 0, 0};
   uint32_t zero = 0;
   if (bpf_map_update_elem(dp.impl_->fd(M_STATE), &zero, &st, BPF_ANY) != 0)
     return sys_error("cannot write map state", errno);
@@ -345,6 +371,8 @@ Result<Manifest> Datapath::manifest() const {
     m.applied_at = j.value("applied_at", uint64_t(0));
     m.source = j.value("source", "");
     for (auto& r : j.at("rules")) m.rules.push_back({r.at("name"), r.at("match"), r.at("action"), r.at("counter")});
+    if (j.contains("patterns"))
+      for (auto& r : j.at("patterns")) m.patterns.push_back({r.at("pattern"), r.at("counter")});
   } catch (const std::exception& e) {
     return make_error(std::string("the stored manifest is unreadable: ") + e.what());
   }
@@ -371,6 +399,13 @@ Result<std::vector<StatRow>> Datapath::stats() const {
     auto v = counter(r.counter);
     if (!v) return v.error();
     rows.push_back({r.name, r.match, r.action, false, v.value()});
+  }
+  for (auto& pt : m->patterns) {
+    auto v = counter(pt.counter);
+    if (!v) return v.error();
+    StatRow row{"scanner:" + pt.pattern, "payload contains \"" + pt.pattern + "\"", "drop", false, v.value()};
+    row.pattern = true;
+    rows.push_back(row);
   }
   for (auto& b : builtin_counters()) {
     auto v = counter(b.slot);
@@ -413,6 +448,11 @@ Result<ApplySummary> Datapath::apply(const Policy& p, const std::string& source,
     old_slot[r.name] = r.counter;
     used.insert(r.counter);
   }
+  std::map<std::string, uint32_t> old_pat_slot;
+  for (auto& pt : old.patterns) {
+    old_pat_slot[pt.pattern] = pt.counter;
+    used.insert(pt.counter);
+  }
   ApplySummary sum;
   std::vector<uint32_t> slots(p.rules.size());
   std::vector<bool> fresh(p.rules.size(), false);
@@ -442,8 +482,24 @@ Result<ApplySummary> Datapath::apply(const Policy& p, const std::string& source,
     auto v = counter(r.counter);
     sum.removed_counts.push_back({r.name, v ? v.value() : CounterValue{}});
   }
+  std::vector<uint32_t> pat_slots(p.sip.patterns.size());
+  std::vector<uint32_t> reset;  // slots that start counting from zero
+  for (size_t i = 0; i < p.sip.patterns.size(); ++i) {
+    auto it = old_pat_slot.find(p.sip.patterns[i]);
+    if (it != old_pat_slot.end()) {
+      pat_slots[i] = it->second;
+      continue;
+    }
+    while (used.count(next)) ++next;
+    if (next >= SIPXDP_CTR_MAX) return make_error("out of counter slots");
+    pat_slots[i] = next;
+    used.insert(next);
+    reset.push_back(next);
+  }
+  for (size_t i = 0; i < p.rules.size(); ++i)
+    if (fresh[i]) reset.push_back(slots[i]);
 
-  auto compiled = compile_policy(p, slots);
+  auto compiled = compile_policy(p, Slots{slots, pat_slots});
   if (!compiled) return compiled.error();
   const CompiledPolicy& c = compiled.value();
 
@@ -496,12 +552,20 @@ Result<ApplySummary> Datapath::apply(const Policy& p, const std::string& source,
   }
   {
     std::vector<sipxdp_counter> zeros(ncpus());
-    for (size_t i = 0; i < p.rules.size(); ++i) {
-      if (!fresh[i]) continue;
-      if (bpf_map_update_elem(I.fd(M_CTR), &slots[i], zeros.data(), BPF_ANY) != 0)
+    for (uint32_t slot : reset)
+      if (bpf_map_update_elem(I.fd(M_CTR), &slot, zeros.data(), BPF_ANY) != 0)
         return sys_error("cannot reset map counters", errno);
-    }
   }
+  if (bpf_map_update_elem(I.fd(M_SIP_CFG), &spare, &c.sip_cfg, BPF_ANY) != 0)
+    return sys_error("cannot write map sip_cfg", errno);
+  for (uint32_t i = 0; i < SIPXDP_MAX_PATTERNS; ++i) {
+    uint32_t key = spare * SIPXDP_MAX_PATTERNS + i;
+    sipxdp_pattern pat = i < c.patterns.size() ? c.patterns[i] : sipxdp_pattern{};
+    if (bpf_map_update_elem(I.fd(M_SIP_PAT), &key, &pat, BPF_ANY) != 0)
+      return sys_error("cannot write map sip_patterns", errno);
+  }
+  if (bpf_map_update_elem(I.fd(M_SIP_WM), &spare, c.wm.get(), BPF_ANY) != 0)
+    return sys_error("cannot write map sip_wm", errno);
   {
     json j;
     j["abi"] = SIPXDP_ABI_VERSION;
@@ -518,6 +582,9 @@ Result<ApplySummary> Datapath::apply(const Policy& p, const std::string& source,
                             {"match", p.rules[i].match_text()},
                             {"action", action_name(p.rules[i].action)},
                             {"counter", slots[i]}});
+    j["patterns"] = json::array();
+    for (size_t i = 0; i < p.sip.patterns.size(); ++i)
+      j["patterns"].push_back({{"pattern", p.sip.patterns[i]}, {"counter", pat_slots[i]}});
     j["source"] = source;
     SIPXDP_TRY(I.write_manifest_text(spare, j.dump()));
   }
@@ -525,7 +592,8 @@ Result<ApplySummary> Datapath::apply(const Policy& p, const std::string& source,
     return sys_error("cannot write map policy_hdr", errno);
 
   // The flip: one write, after which every new packet sees only the new policy.
-  sipxdp_state ns{spare, SIPXDP_ABI_VERSION};
+  sipxdp_state ns = st.value();  // keeps manual_bans (ban add/del take the same lock)
+  ns.active_gen = spare;
   uint32_t zero = 0;
   if (bpf_map_update_elem(I.fd(M_STATE), &zero, &ns, BPF_ANY) != 0) return sys_error("cannot write map state", errno);
   SIPXDP_TRY(I.wait_for_readers());
@@ -534,6 +602,161 @@ Result<ApplySummary> Datapath::apply(const Policy& p, const std::string& source,
   sum.rules = p.rules.size();
   sum.classes = c.classes();
   return sum;
+}
+
+namespace {
+
+uint64_t monotonic_ns() {
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC, &ts);  // the clock of bpf_ktime_get_ns()
+  return uint64_t(ts.tv_sec) * 1000000000ull + uint64_t(ts.tv_nsec);
+}
+
+int64_t seconds_left(const sipxdp_ban& b, uint64_t now) {
+  if (!b.expires_ns) return -1;
+  return b.expires_ns > now ? int64_t((b.expires_ns - now + 999999999ull) / 1000000000ull) : 0;
+}
+
+}  // namespace
+
+Result<std::vector<Datapath::Ban>> Datapath::bans() const {
+  const Impl& I = *impl_;
+  std::map<uint32_t, std::string> pattern_of;
+  if (auto m = manifest())
+    for (auto& pt : m->patterns) pattern_of[pt.counter] = pt.pattern;
+  auto reason = [&](uint32_t r) -> std::string {
+    if (r == SIPXDP_BAN_MANUAL) return "manual";
+    auto it = pattern_of.find(r);
+    return it != pattern_of.end() ? it->second : "pattern (since removed)";
+  };
+  std::vector<Ban> out;
+  uint64_t now = monotonic_ns();
+  std::vector<sipxdp_ban_key> expired;
+  sipxdp_ban_key k{}, next{};
+  void* prev = nullptr;
+  while (bpf_map_get_next_key(I.fd(M_BANS), prev, &next) == 0) {
+    k = next;
+    prev = &k;
+    sipxdp_ban b{};
+    if (bpf_map_lookup_elem(I.fd(M_BANS), &k, &b) != 0) continue;
+    if (seconds_left(b, now) == 0) {
+      expired.push_back(k);
+      continue;
+    }
+    Ban x;
+    x.prefix.family = static_cast<int>(k.family);
+    std::memcpy(x.prefix.addr.data(), k.addr, k.family == 4 ? 4 : 16);
+    x.prefix.plen = k.family == 4 ? 32 : 128;
+    x.reason = reason(b.reason);
+    x.hits = b.hits;
+    x.seconds_left = seconds_left(b, now);
+    out.push_back(x);
+  }
+  for (auto& e : expired) bpf_map_delete_elem(I.fd(M_BANS), &e);
+  auto walk = [&](MapId m, auto key, int family) {
+    decltype(key) cur{}, nxt{};
+    void* pv = nullptr;
+    while (bpf_map_get_next_key(I.fd(m), pv, &nxt) == 0) {
+      cur = nxt;
+      pv = &cur;
+      sipxdp_ban b{};
+      if (bpf_map_lookup_elem(I.fd(m), &cur, &b) != 0) continue;
+      if (seconds_left(b, now) == 0) continue;
+      Ban x;
+      x.prefix.family = family;
+      std::memcpy(x.prefix.addr.data(), cur.addr, sizeof(cur.addr));
+      x.prefix.plen = static_cast<uint8_t>(cur.prefixlen);
+      x.reason = reason(b.reason);
+      x.hits = b.hits;
+      x.seconds_left = seconds_left(b, now);
+      out.push_back(x);
+    }
+  };
+  walk(M_BANP4, sipxdp_ban_lpm4{}, 4);
+  walk(M_BANP6, sipxdp_ban_lpm6{}, 6);
+  return out;
+}
+
+namespace {
+
+// Counts manual bans so the program can skip their lookup when there are none.
+Status recount_manual_bans(const Fd* maps) {
+  auto count = [&](int fd, auto key) {
+    uint32_t n = 0;
+    decltype(key) cur{}, nxt{};
+    void* pv = nullptr;
+    while (bpf_map_get_next_key(fd, pv, &nxt) == 0) {
+      cur = nxt;
+      pv = &cur;
+      ++n;
+    }
+    return n;
+  };
+  uint32_t n = count(maps[M_BANP4].get(), sipxdp_ban_lpm4{}) + count(maps[M_BANP6].get(), sipxdp_ban_lpm6{});
+  uint32_t zero = 0;
+  sipxdp_state st{};
+  if (bpf_map_lookup_elem(maps[M_STATE].get(), &zero, &st) != 0) return sys_error("cannot read map state", errno);
+  st.manual_bans = n;
+  if (bpf_map_update_elem(maps[M_STATE].get(), &zero, &st, BPF_ANY) != 0)
+    return sys_error("cannot write map state", errno);
+  return ok_status();
+}
+
+}  // namespace
+
+Status Datapath::ban_add(const Cidr& c, uint32_t seconds) {
+  Impl& I = *impl_;
+  std::optional<DirLock> lock;
+  if (!I.dir.empty()) {
+    auto l = DirLock::take(I.dir);
+    if (!l) return l.error();
+    lock.emplace(std::move(l.value()));
+  }
+  uint64_t now = monotonic_ns();
+  sipxdp_ban b{};
+  b.expires_ns = seconds ? now + uint64_t(seconds) * 1000000000ull : 0;
+  b.since_ns = now;
+  b.reason = SIPXDP_BAN_MANUAL;
+  int err;
+  if (c.family == 4) {
+    sipxdp_ban_lpm4 k{c.plen, {}};
+    std::memcpy(k.addr, c.addr.data(), 4);
+    err = bpf_map_update_elem(I.fd(M_BANP4), &k, &b, BPF_ANY);
+  } else {
+    sipxdp_ban_lpm6 k{c.plen, {}};
+    std::memcpy(k.addr, c.addr.data(), 16);
+    err = bpf_map_update_elem(I.fd(M_BANP6), &k, &b, BPF_ANY);
+  }
+  if (err) return sys_error("cannot ban " + c.str(), errno);
+  return recount_manual_bans(I.maps);
+}
+
+Status Datapath::ban_del(const Cidr& c) {
+  Impl& I = *impl_;
+  std::optional<DirLock> lock;
+  if (!I.dir.empty()) {
+    auto l = DirLock::take(I.dir);
+    if (!l) return l.error();
+    lock.emplace(std::move(l.value()));
+  }
+  bool found = false;
+  if (c.family == 4) {
+    sipxdp_ban_lpm4 k{c.plen, {}};
+    std::memcpy(k.addr, c.addr.data(), 4);
+    found |= bpf_map_delete_elem(I.fd(M_BANP4), &k) == 0;
+  } else {
+    sipxdp_ban_lpm6 k{c.plen, {}};
+    std::memcpy(k.addr, c.addr.data(), 16);
+    found |= bpf_map_delete_elem(I.fd(M_BANP6), &k) == 0;
+  }
+  if (c.plen == (c.family == 4 ? 32 : 128)) {
+    sipxdp_ban_key k{};
+    k.family = static_cast<uint32_t>(c.family);
+    std::memcpy(k.addr, c.addr.data(), c.family == 4 ? 4 : 16);
+    found |= bpf_map_delete_elem(I.fd(M_BANS), &k) == 0;
+  }
+  if (!found) return make_error(c.str() + " is not banned");
+  return recount_manual_bans(I.maps);
 }
 
 Status Datapath::attach_and_pin(const AttachOptions& o, const Policy& p, const std::string& source,

@@ -145,7 +145,7 @@ class Parser {
   Policy run(const json& doc) {
     Policy p;
     if (!doc.is_object()) fail({}, "the policy must be a JSON object");
-    static const std::set<std::string> known = {"version", "default_action", "description", "rules"};
+    static const std::set<std::string> known = {"version", "default_action", "description", "rules", "sip"};
     for (auto& [k, v] : doc.items()) {
       if (!known.count(k)) fail({k}, "unknown field \"" + k + "\"", true);
     }
@@ -158,6 +158,8 @@ class Parser {
       if (!doc["description"].is_string()) fail({"description"}, "\"description\" must be a string");
       p.description = doc["description"].get<std::string>();
     }
+    p.sip.patterns = SipConfig::default_patterns();
+    if (doc.contains("sip")) sip(doc["sip"], p.sip);
     if (doc.contains("rules")) {
       const json& rules = doc["rules"];
       if (!rules.is_array()) fail({"rules"}, "\"rules\" must be an array");
@@ -189,11 +191,83 @@ class Parser {
     fail(at, "action must be \"allow\" or \"drop\", not " + v.dump());
   }
 
+  void sip(const json& v, SipConfig& out) {
+    const Path at = {"sip"};
+    auto sub = [&](const std::string& k) {
+      Path p = at;
+      p.push_back(k);
+      return p;
+    };
+    if (!v.is_object()) fail(at, "\"sip\" must be a JSON object");
+    static const std::set<std::string> known = {"scanner_patterns", "ignore_case", "ban_seconds", "trusted", "match"};
+    for (auto& [k, x] : v.items())
+      if (!known.count(k)) fail(sub(k), "sip: unknown field \"" + k + "\"", true);
+    if (v.contains("scanner_patterns")) {
+      const json& ps = v["scanner_patterns"];
+      if (!ps.is_array()) fail(sub("scanner_patterns"), "sip.scanner_patterns must be a list of strings");
+      if (ps.size() > SIPXDP_MAX_PATTERNS)
+        fail(sub("scanner_patterns"), "sip.scanner_patterns: " + std::to_string(ps.size()) + " patterns, at most " +
+                                          std::to_string(SIPXDP_MAX_PATTERNS));
+      out.patterns.clear();
+      std::set<std::string> seen;
+      for (size_t i = 0; i < ps.size(); ++i) {
+        Path p = sub("scanner_patterns");
+        p.push_back(i);
+        if (!ps[i].is_string()) fail(p, "sip.scanner_patterns: a pattern must be a string, not " + ps[i].dump());
+        std::string pat = ps[i].get<std::string>();
+        if (pat.size() < SIPXDP_MIN_PATTERN_LEN || pat.size() > SIPXDP_MAX_PATTERN_LEN)
+          fail(p, "sip.scanner_patterns: \"" + pat + "\" is " + std::to_string(pat.size()) + " bytes; patterns are " +
+                      std::to_string(SIPXDP_MIN_PATTERN_LEN) + "-" + std::to_string(SIPXDP_MAX_PATTERN_LEN) + " bytes");
+        if (!seen.insert(pat).second) fail(p, "sip.scanner_patterns: \"" + pat + "\" is listed twice");
+        out.patterns.push_back(pat);
+      }
+    }
+    if (v.contains("ignore_case")) {
+      if (!v["ignore_case"].is_boolean()) fail(sub("ignore_case"), "sip.ignore_case must be true or false");
+      out.ignore_case = v["ignore_case"].get<bool>();
+    }
+    if (out.ignore_case) {
+      std::set<std::string> folded;
+      for (size_t i = 0; i < out.patterns.size(); ++i) {
+        std::string f = out.patterns[i];
+        for (auto& ch : f) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+        Path p = sub("scanner_patterns");
+        p.push_back(i);
+        if (!folded.insert(f).second)
+          fail(p, "sip.scanner_patterns: \"" + out.patterns[i] + "\" repeats another pattern when case is ignored");
+      }
+    }
+    if (v.contains("ban_seconds")) {
+      const json& b = v["ban_seconds"];
+      if (!b.is_number_integer() || b.get<int64_t>() < 0 || b.get<int64_t>() > 365LL * 86400)
+        fail(sub("ban_seconds"), "sip.ban_seconds must be a whole number of seconds from 0 to 31536000");
+      out.ban_seconds = static_cast<uint32_t>(b.get<int64_t>());
+    }
+    if (v.contains("trusted")) {
+      const json& t = v["trusted"];
+      if (!t.is_array()) fail(sub("trusted"), "sip.trusted must be a list of CIDRs");
+      for (size_t i = 0; i < t.size(); ++i) {
+        Path p = sub("trusted");
+        p.push_back(i);
+        out.trusted.push_back(cidr(t[i], p));
+      }
+    }
+    if (v.contains("match")) {
+      const json& m = v["match"];
+      if (m == "payload")
+        out.match = SipMatch::payload;
+      else if (m == "headers")
+        out.match = SipMatch::headers;
+      else
+        fail(sub("match"), "sip.match must be \"payload\" or \"headers\", not " + m.dump());
+    }
+  }
+
   Rule rule(const json& v, Path at) {
     cur_rule_.clear();
     if (!v.is_object()) fail(at, "a rule must be a JSON object");
-    static const std::set<std::string> known = {"name", "proto", "dport",  "sport",  "icmp_type",
-                                                "src",  "dst",   "action", "comment"};
+    static const std::set<std::string> known = {"name", "proto", "dport",  "sport",   "icmp_type",
+                                                "src",  "dst",   "action", "comment", "inspect_sip"};
     Rule r;
     if (v.contains("name") && v["name"].is_string()) cur_rule_ = v["name"].get<std::string>();
     for (auto& [k, x] : v.items()) {
@@ -236,6 +310,12 @@ class Parser {
       if (!only({ProtoKind::icmp, ProtoKind::icmpv6}))
         fail(sub("icmp_type"), "\"icmp_type\" needs \"proto\" icmp or icmpv6");
       r.icmp_type = ports(v["icmp_type"], sub("icmp_type"), 255, "ICMP type");
+    }
+    if (v.contains("inspect_sip")) {
+      if (!v["inspect_sip"].is_boolean()) fail(sub("inspect_sip"), "\"inspect_sip\" must be true or false");
+      r.inspect_sip = v["inspect_sip"].get<bool>();
+      if (r.inspect_sip && !only({ProtoKind::tcp, ProtoKind::udp}))
+        fail(sub("inspect_sip"), "\"inspect_sip\" needs \"proto\" udp or tcp (or a list of them)");
     }
     for (const char* f : {"src", "dst"}) {
       if (!v.contains(f)) continue;
@@ -428,6 +508,12 @@ Result<Cidr> parse_cidr(const std::string& s) {
   return c;
 }
 
+const std::vector<std::string>& SipConfig::default_patterns() {
+  static const std::vector<std::string> v = {
+      "friendly-scanner", "VaxSIPUserAgent", "sipcli", "sipvicious", "sip-scan", "iWar", "sundayddr", "sipsak"};
+  return v;
+}
+
 const char* action_name(Action a) {
   return a == Action::allow ? "allow" : "drop";
 }
@@ -470,6 +556,7 @@ std::string Rule::match_text() const {
   };
   cidrs("src", src);
   cidrs("dst", dst);
+  if (inspect_sip) add("inspect-sip");
   return s;
 }
 

@@ -69,7 +69,9 @@ TEST_CASE("random policies: compiled lookup equals first-match") {
 TEST_CASE("counters are the caller's slots") {
   Policy p = parse(R"({"version":1,"default_action":"drop","rules":[
     {"name":"a","proto":"udp","dport":1,"action":"allow"},{"name":"b","proto":"udp","dport":2,"action":"drop"}]})");
-  auto c = compile_policy(p, {900, 777});
+  Slots slots = fresh_counters(p);
+  slots.rules = {900, 777};
+  auto c = compile_policy(p, slots);
   REQUIRE(c.ok());
   uint32_t ca = c->port_class[size_t(SIPXDP_PT_UDP) * SIPXDP_PORTS + 1];
   uint32_t cb = c->port_class[size_t(SIPXDP_PT_UDP) * SIPXDP_PORTS + 2];
@@ -78,7 +80,8 @@ TEST_CASE("counters are the caller's slots") {
   CHECK(c->cls_rule[cb].counter == 777);
   CHECK(c->cls_rule[cb].action == SIPXDP_ACT_DROP);
   CHECK(c->port_class[size_t(SIPXDP_PT_UDP) * SIPXDP_PORTS + 3] == 0);
-  CHECK(!compile_policy(p, {1}).ok());
+  slots.rules = {1};
+  CHECK(!compile_policy(p, slots).ok());
 }
 
 TEST_CASE("5,000 rules and 100,000 prefixes compile into bounded tables") {

@@ -48,6 +48,7 @@ static inline __u32 sipxdp_port_index(__u32 gen, __u32 table, __u32 port)
 enum sipxdp_dir {
 	SIPXDP_DIR_SRC = 0,
 	SIPXDP_DIR_DST = 1,
+	SIPXDP_DIR_TRUSTED = 2, /* sip.trusted: sources never scanned nor banned */
 };
 
 /* LPM keys: prefixlen counts the 32 bits of gen/dir/pad plus the address bits. */
@@ -117,6 +118,8 @@ struct sipxdp_policy_hdr {
 struct sipxdp_state {
 	__u32 active_gen;
 	__u32 abi_version;
+	__u32 manual_bans; /* entries in ban_prefixes: 0 skips the lookup */
+	__u32 pad;
 };
 
 /* Counter slots (per-CPU packets and bytes, summed by the loader). */
@@ -128,18 +131,85 @@ enum sipxdp_builtin_counter {
 	SIPXDP_CTR_IPV6_ND = 4,	  /* ICMPv6 neighbour discovery: pass */
 	SIPXDP_CTR_FRAGMENT = 5,  /* non-first fragment without a known verdict: drop */
 	SIPXDP_CTR_NO_POLICY = 6, /* no policy loaded yet: pass */
-	SIPXDP_CTR_BUILTIN_NUM = 7,
+	SIPXDP_CTR_BANNED = 7,	  /* source is banned: drop */
+	SIPXDP_CTR_BUILTIN_NUM = 8,
 };
 
 #define SIPXDP_CTR_BUILTIN_MAX 32
 #define SIPXDP_CTR_RULE_BASE 512
-/* A policy edit never reuses a slot the old policy still counts on. */
-#define SIPXDP_CTR_RULE_SLOTS (2 * SIPXDP_MAX_RULES)
+/* Named counters (rules, patterns) take slots from here; a policy edit never
+ * reuses a slot the old policy still counts on. */
+#define SIPXDP_CTR_RULE_SLOTS (2 * (SIPXDP_MAX_RULES + 512)) /* rules, patterns, DSCP rules */
 #define SIPXDP_CTR_MAX (SIPXDP_CTR_RULE_BASE + SIPXDP_CTR_RULE_SLOTS)
 
 struct sipxdp_counter {
 	__u64 packets;
 	__u64 bytes;
+};
+
+/*
+ * SIP scanner patterns (Wu-Manber over 2-byte grams, see bpf/sip_scan.h).
+ * Per generation: sip_cfg[gen], sip_patterns[gen * MAX_PATTERNS + i],
+ * sip_wm[gen]. Auto bans live in `bans` (LRU), manual ones in `ban_prefixes`.
+ */
+#define SIPXDP_MAX_PATTERNS 64
+#define SIPXDP_MAX_PATTERN_LEN 64
+#define SIPXDP_MIN_PATTERN_LEN 2
+#define SIPXDP_SCAN_MAX 4096 /* payload bytes searched; the rest is ignored */
+#define SIPXDP_WM_GRAMS 65536
+#define SIPXDP_WM_CANDS 128	/* distinct candidate masks, index 0 unused */
+#define SIPXDP_MAX_SCAN_LINES 8 /* header lines searched in "headers" mode */
+
+#define SIPXDP_SIP_IGNORE_CASE (1u << 0)
+#define SIPXDP_SIP_HEADERS (1u << 1) /* only User-Agent, From, To, Contact lines */
+#define SIPXDP_SIP_BAN (1u << 2)
+
+struct sipxdp_sip_cfg {
+	__u32 flags; /* SIPXDP_SIP_* */
+	__u32 npatterns;
+	__u32 minlen; /* shortest pattern: the Wu-Manber window */
+	__u32 pad;
+	__u64 ban_ns;
+};
+
+struct sipxdp_pattern {
+	__u32 len;
+	__u32 counter;			    /* slot in counters */
+	__u8 bytes[SIPXDP_MAX_PATTERN_LEN]; /* ASCII-lowercased when ignoring case */
+};
+
+/* Gram g = byte[i - 1] << 8 | byte[i]: how far the window may move when it
+ * ends on g (0: some pattern's window ends with g; cand[g] names them).
+ */
+struct sipxdp_wm {
+	__u8 shift[SIPXDP_WM_GRAMS];
+	__u8 cand[SIPXDP_WM_GRAMS];
+	__u64 masks[SIPXDP_WM_CANDS];
+};
+
+struct sipxdp_ban_key {
+	__u32 family; /* 4 or 6 */
+	__u8 addr[16];
+};
+
+#define SIPXDP_BAN_MANUAL 0xffffffffu
+
+struct sipxdp_ban {
+	__u64 expires_ns; /* CLOCK_MONOTONIC (bpf_ktime_get_ns); 0: never */
+	__u64 hits;	  /* packets dropped since the ban */
+	__u64 since_ns;
+	__u32 reason; /* the pattern's counter slot, or SIPXDP_BAN_MANUAL */
+	__u32 pad;
+};
+
+struct sipxdp_ban_lpm4 {
+	__u32 prefixlen;
+	__u8 addr[4];
+};
+
+struct sipxdp_ban_lpm6 {
+	__u32 prefixlen;
+	__u8 addr[16];
 };
 
 /* Manifest: the compiled policy's description (JSON text), for stats and status. */

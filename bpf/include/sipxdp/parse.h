@@ -58,6 +58,7 @@ struct ipv6_frag_hdr_s {
 /* What the parsers learn about a packet. Addresses in network order. */
 struct pkt {
 	__u32 len;
+	__u32 ip_len; /* IP header(s) and payload, as the IP header says */
 	__u16 l3_off;
 	__u16 l4_off;
 	__u8 family;	 /* 4 or 6 */
@@ -117,6 +118,7 @@ static __always_inline int parse_ipv4(struct cursor *c, struct pkt *p)
 	if (bpf_ntohs(ip->tot_len) < hlen || c->pos + bpf_ntohs(ip->tot_len) > c->end)
 		return -1;
 	p->family = 4;
+	p->ip_len = bpf_ntohs(ip->tot_len);
 	p->proto = ip->protocol;
 	p->tos_or_tc = ip->tos;
 	p->src.v4 = ip->saddr;
@@ -144,6 +146,7 @@ static __always_inline int parse_ipv6(struct cursor *c, struct pkt *p)
 	if (c->pos + sizeof(*ip6) + bpf_ntohs(ip6->payload_len) > c->end)
 		return -1;
 	p->family = 6;
+	p->ip_len = sizeof(*ip6) + bpf_ntohs(ip6->payload_len);
 	p->tos_or_tc = (ip6->priority << 4) | (ip6->flow_lbl[0] >> 4);
 	__builtin_memcpy(p->src.v6, &ip6->saddr, 16);
 	__builtin_memcpy(p->dst.v6, &ip6->daddr, 16);

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "sipxdp/abi.h"
@@ -29,6 +30,13 @@ struct CombEntry {
   uint32_t a, b, cls;
 };
 
+// Counter slots for the named counters of a policy (chosen by the caller so
+// that counters follow names across policy edits).
+struct Slots {
+  std::vector<uint32_t> rules;     // one per rule
+  std::vector<uint32_t> patterns;  // one per sip.scanner_patterns entry
+};
+
 // One generation's worth of policy structures, independent of any kernel.
 struct CompiledPolicy {
   sipxdp_policy_hdr hdr{};
@@ -39,15 +47,23 @@ struct CompiledPolicy {
   std::vector<sipxdp_rule> cls_rule;   // indexed by class; class 0 is the empty set
   std::vector<uint32_t> rule_counter;  // counter slot of each rule
 
+  // Scanner patterns: settings, patterns (lowercased with ignore_case) and the
+  // Wu-Manber tables; all zero when no rule inspects SIP.
+  sipxdp_sip_cfg sip_cfg{};
+  std::vector<sipxdp_pattern> patterns;
+  std::shared_ptr<sipxdp_wm> wm;
+
   uint32_t classes() const { return static_cast<uint32_t>(cls_rule.size()); }
 };
 
-// `rule_counter[i]` is the counter slot of rule i (chosen by the caller so
-// that counters follow rule names across policy edits).
-Result<CompiledPolicy> compile_policy(const Policy& p, const std::vector<uint32_t>& rule_counter);
+Result<CompiledPolicy> compile_policy(const Policy& p, const Slots& slots);
 
-// Slots 0..n-1 in rule order, for callers with no history (tests, validate).
-std::vector<uint32_t> fresh_counters(const Policy& p);
+// Consecutive slots, for callers with no history (tests, validate).
+Slots fresh_counters(const Policy& p);
+
+// The first pattern found in `payload` by the compiled tables (mirroring the
+// kernel's scan), or -1. For tests of the compiler.
+int compiled_scan(const CompiledPolicy& c, const std::string& payload);
 
 // A packet as the lookup sees it, for the reference model and tests.
 struct PacketKey {

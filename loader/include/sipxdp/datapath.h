@@ -42,6 +42,11 @@ struct Manifest {
   uint64_t applied_at = 0;  // unix seconds
   uint32_t generation = 0;
   std::vector<RuleInfo> rules;
+  struct Pattern {
+    std::string pattern;
+    uint32_t counter = 0;
+  };
+  std::vector<Pattern> patterns;
   std::string source;  // the policy text as applied
 };
 
@@ -57,6 +62,7 @@ struct StatRow {
   std::string action;
   bool builtin = false;
   CounterValue value;
+  bool pattern = false;  // a scanner pattern's hits
 };
 
 struct ApplySummary {
@@ -96,6 +102,17 @@ class Datapath {
   Result<std::vector<StatRow>> stats() const;
   Result<CounterValue> counter(uint32_t slot) const;
   Result<uint32_t> active_generation() const;
+
+  // Bans: automatic (a scanner pattern matched) and manual (ban_add).
+  struct Ban {
+    Cidr prefix;
+    std::string reason;    // the pattern, or "manual"
+    uint64_t hits = 0;     // packets dropped since the ban
+    int64_t seconds_left;  // -1: until removed
+  };
+  Result<std::vector<Ban>> bans() const;
+  Status ban_add(const Cidr& prefix, uint32_t seconds);  // seconds 0: until removed
+  Status ban_del(const Cidr& prefix);
 
   int xdp_prog_fd() const;  // valid after load()
 

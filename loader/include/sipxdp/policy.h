@@ -42,9 +42,27 @@ struct Rule {
   std::vector<Cidr> src;             // empty: any address of either family
   std::vector<Cidr> dst;
   Action action = Action::drop;
+  bool inspect_sip = false;  // search the payload for scanner patterns first
   std::string comment;
 
   std::string match_text() const;  // "udp dport 5060,5080 src 198.18.0.0/24"
+};
+
+// Where scanner patterns are searched for.
+enum class SipMatch : uint8_t {
+  payload,  // every byte of the UDP/TCP payload, as iptables -m string does
+  headers,  // only the User-Agent, From, To and Contact header lines
+};
+
+// The "sip" block: scanner patterns for rules with "inspect_sip".
+struct SipConfig {
+  std::vector<std::string> patterns;  // the defaults unless given
+  bool ignore_case = false;
+  uint32_t ban_seconds = 600;  // 0: drop only, never ban
+  std::vector<Cidr> trusted;   // never scanned, never banned
+  SipMatch match = SipMatch::payload;
+
+  static const std::vector<std::string>& default_patterns();
 };
 
 struct Policy {
@@ -52,6 +70,7 @@ struct Policy {
   Action default_action = Action::drop;
   std::string description;
   std::vector<Rule> rules;
+  SipConfig sip;
 };
 
 // Parses and validates policy text. `origin` names the file in errors, which
