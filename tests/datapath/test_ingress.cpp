@@ -7,6 +7,7 @@
 
 #include <map>
 
+#include "harness.h"
 #include "model.h"
 #include "packet.h"
 #include "sipxdp/abi.h"
@@ -14,8 +15,6 @@
 
 using namespace sipxdp;
 using namespace sipxdp::test;
-
-extern unsigned g_test_ifindex;  // a veth device in this process's private netns
 
 namespace {
 
@@ -34,84 +33,10 @@ const char* kPolicy = R"({
   ]
 })";
 
-struct Harness {
-  Datapath dp;
-  std::map<std::string, uint32_t> slot;  // counter name -> slot
-
-  static Harness make(const std::string& policy_text) {
-    auto dp = Datapath::load();
-    REQUIRE_MESSAGE(dp.ok(), (dp.ok() ? "" : dp.error().message() + "\n" + dp.error().detail));
-    Harness h{std::move(dp.value()), {}};
-    h.apply(policy_text);
-    return h;
-  }
-
-  void apply(const std::string& text) {
-    auto p = parse_policy(text, "fixture.json");
-    REQUIRE_MESSAGE(p.ok(), (p.ok() ? "" : p.error().what));
-    auto s = dp.apply(p.value(), text, "fixture.json");
-    REQUIRE_MESSAGE(s.ok(), (s.ok() ? "" : s.error().message()));
-    slot.clear();
-    for (auto& b : builtin_counters()) slot[b.name] = b.slot;
-    auto m = dp.manifest();
-    REQUIRE(m.ok());
-    for (auto& r : m->rules) slot[r.name] = r.counter;
-  }
-
-  std::map<std::string, CounterValue> snapshot() {
-    std::map<std::string, CounterValue> out;
-    for (auto& [name, s] : slot) {
-      auto v = dp.counter(s);
-      REQUIRE(v.ok());
-      out[name] = v.value();
-    }
-    return out;
-  }
-
-  int run(const std::vector<uint8_t>& frame) {
-    xdp_md ctx{};
-    ctx.data_end = static_cast<uint32_t>(frame.size());
-    ctx.ingress_ifindex = g_test_ifindex;
-    std::vector<uint8_t> out(frame.size() + 256);
-    LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = frame.data(), .data_out = out.data(),
-                .data_size_in = static_cast<uint32_t>(frame.size()), .data_size_out = static_cast<uint32_t>(out.size()),
-                .ctx_in = &ctx, .ctx_size_in = sizeof(ctx), .repeat = 1);
-    int err = bpf_prog_test_run_opts(dp.xdp_prog_fd(), &opts);
-    REQUIRE_MESSAGE(err == 0, "bpf_prog_test_run_opts: " << std::string(strerror(errno)));
-    return static_cast<int>(opts.retval);
-  }
-
-  // Runs one frame; exactly `counter` must move, by one packet and the frame's bytes.
-  void expect(const char* desc, const std::vector<uint8_t>& frame, int verdict, const std::string& counter) {
-    std::string what = desc;
-    CAPTURE(what);
-    REQUIRE_MESSAGE(slot.count(counter), "no counter " << counter);
-    auto before = snapshot();
-    int got = run(frame);
-    auto after = snapshot();
-    CHECK_MESSAGE(got == verdict, desc << ": verdict " << got << ", want " << verdict);
-    for (auto& [name, v] : after) {
-      uint64_t dp_ = v.packets - before[name].packets, db = v.bytes - before[name].bytes;
-      if (name == counter) {
-        CHECK_MESSAGE(dp_ == 1, desc << ": counter " << name << " moved by " << dp_ << " packets, want 1");
-        CHECK_MESSAGE(db == frame.size(), desc << ": counter " << name << " moved by " << db << " bytes");
-      } else {
-        CHECK_MESSAGE(dp_ == 0, desc << ": counter " << name << " moved by " << dp_ << " packets, want 0");
-      }
-    }
-  }
-};
-
 std::vector<uint8_t> cut(std::vector<uint8_t> b, size_t n) {
   b.resize(n);
   return b;
 }
-
-constexpr int PASS = XDP_PASS, DROP = XDP_DROP;
-const char* kClient = "203.0.113.7";
-const char* kServer = "198.18.0.1";
-const char* kClient6 = "2001:db8:77::7";
-const char* kServer6 = "2001:db8::1";
 
 }  // namespace
 
