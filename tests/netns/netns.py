@@ -140,6 +140,15 @@ def topology():
         t.down()
 
 
+def udp_exchange(t, port, count, host=SERVER4, v6=False):
+    """Sends `count` datagrams to the server's port; returns how many arrived."""
+    sink = t.peer_bg(t.srv, "udp-sink", str(port), "3", "v6" if v6 else "v4")
+    assert sink.stdout.readline().strip() == "ready"
+    t.peer(t.cli, "udp-send", host, str(port), str(count))
+    out, err = sink.communicate(timeout=10)
+    return int(out.strip())
+
+
 def write_policy(tmpdir, name, doc):
     path = os.path.join(tmpdir, name)
     with open(path, "w") as f:

@@ -4,7 +4,7 @@ import tempfile
 import time
 import unittest
 
-from netns import MANAGER4, SERVER4, SERVER6, SIPXDP, require_root, sh, topology, write_policy
+from netns import MANAGER4, SERVER4, SERVER6, SIPXDP, require_root, sh, topology, udp_exchange, write_policy
 
 POLICY = {
     "version": 1,
@@ -18,15 +18,6 @@ POLICY = {
         {"name": "web", "proto": "tcp", "dport": 8080, "action": "allow"},
     ],
 }
-
-
-def udp_exchange(t, port, count, host=SERVER4, v6=False):
-    """Sends `count` datagrams to the server's port; returns how many arrived."""
-    sink = t.peer_bg(t.srv, "udp-sink", str(port), "3", "v6" if v6 else "v4")
-    assert sink.stdout.readline().strip() == "ready"
-    t.peer(t.cli, "udp-send", host, str(port), str(count))
-    out, err = sink.communicate(timeout=10)
-    return int(out.strip())
 
 
 class Basic(unittest.TestCase):

@@ -1,0 +1,134 @@
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <random>
+#include <set>
+
+#include "sipxdp/compiler.h"
+
+using namespace sipxdp;
+
+namespace {
+
+std::string err(const std::string& text) {
+  auto r = parse_policy(text, "p.json");
+  REQUIRE_MESSAGE(!r.ok(), "expected an error for: " << text);
+  return r.error().what;
+}
+
+std::string with_sip(const std::string& sip) {
+  return "{\"version\": 1, \"default_action\": \"drop\",\n \"sip\": " + sip +
+         ",\n \"rules\": [{\"name\": \"s\", \"proto\": \"udp\", \"dport\": 5060, \"action\": \"allow\", "
+         "\"inspect_sip\": true}]}";
+}
+
+}  // namespace
+
+TEST_CASE("sip block: defaults and fields") {
+  auto p = parse_policy(R"({"version":1,"default_action":"drop","rules":[
+    {"name":"s","proto":["udp","tcp"],"dport":5060,"action":"allow","inspect_sip":true}]})",
+                        "p.json");
+  REQUIRE(p.ok());
+  CHECK(p->sip.patterns == SipConfig::default_patterns());
+  CHECK(p->sip.patterns.size() == 8);
+  CHECK(p->sip.ban_seconds == 600);
+  CHECK(!p->sip.ignore_case);
+  CHECK(p->sip.match == SipMatch::payload);
+  CHECK(p->rules[0].inspect_sip);
+  CHECK(p->rules[0].match_text() == "udp,tcp dport 5060 inspect-sip");
+
+  auto q = parse_policy(with_sip(R"({"scanner_patterns": ["abc", "zz"], "ignore_case": true, "ban_seconds": 0,
+    "trusted": ["198.18.0.0/24", "2001:db8::/32"], "match": "headers"})"),
+                        "p.json");
+  REQUIRE(q.ok());
+  CHECK(q->sip.patterns == std::vector<std::string>{"abc", "zz"});
+  CHECK(q->sip.ignore_case);
+  CHECK(q->sip.ban_seconds == 0);
+  CHECK(q->sip.trusted.size() == 2);
+  CHECK(q->sip.match == SipMatch::headers);
+}
+
+TEST_CASE("sip block errors name the place") {
+  CHECK(err(with_sip(R"({"scanner_patterns": ["x"]})")) ==
+        "p.json:2:31: sip.scanner_patterns: \"x\" is 1 bytes; patterns are 2-64 bytes");
+  CHECK(err(with_sip(R"({"scanner_patterns": ["ab", "ab"]})")) ==
+        "p.json:2:37: sip.scanner_patterns: \"ab\" is listed twice");
+  CHECK(err(with_sip(R"({"scanner_patterns": ["ab", "AB"], "ignore_case": true})")) ==
+        "p.json:2:37: sip.scanner_patterns: \"AB\" repeats another pattern when case is ignored");
+  CHECK(err(with_sip(R"({"scanner_patterns": "ab"})")) == "p.json:2:30: sip.scanner_patterns must be a list of strings");
+  CHECK(err(with_sip(R"({"ban_seconds": -1})")) ==
+        "p.json:2:25: sip.ban_seconds must be a whole number of seconds from 0 to 31536000");
+  CHECK(err(with_sip(R"({"match": "body"})")) == "p.json:2:19: sip.match must be \"payload\" or \"headers\", not \"body\"");
+  CHECK(err(with_sip(R"({"trusted": ["198.18.0.1/24"]})")) ==
+        "p.json:2:22: \"198.18.0.1/24\" has host bits set (did you mean 198.18.0.0/24?)");
+  CHECK(err(with_sip(R"({"ignore_case": 1})")) == "p.json:2:25: sip.ignore_case must be true or false");
+  CHECK(err(with_sip(R"({"patterns": []})")) == "p.json:2:10: sip: unknown field \"patterns\"");
+  std::string many = "[";
+  for (int i = 0; i < 65; ++i) many += std::string(i ? "," : "") + "\"p" + std::to_string(i) + "\"";
+  CHECK(err(with_sip("{\"scanner_patterns\": " + many + "]}")) ==
+        "p.json:2:30: sip.scanner_patterns: 65 patterns, at most 64");
+  CHECK(err(R"({"version":1,"default_action":"drop","rules":[
+    {"name":"p","proto":"icmp","action":"allow","inspect_sip":true}]})") ==
+        "p.json:2:63: rule \"p\": \"inspect_sip\" needs \"proto\" udp or tcp (or a list of them)");
+}
+
+TEST_CASE("compiled scan equals a naive search, earliest-listed pattern first") {
+  std::mt19937 rng(11);
+  const std::string alphabet = "sipcliSIPVaxabcdefgh-: \r\n0123";
+  for (int round = 0; round < 400; ++round) {
+    Policy p;
+    p.sip.ignore_case = round % 3 == 0;
+    size_t n = 1 + rng() % 64;
+    std::set<std::string> seen;
+    while (p.sip.patterns.size() < n) {
+      std::string pat;
+      size_t len = 2 + rng() % (round % 2 ? 8 : 63);
+      for (size_t i = 0; i < len; ++i) pat += alphabet[rng() % alphabet.size()];
+      std::string key = pat;
+      if (p.sip.ignore_case) std::transform(key.begin(), key.end(), key.begin(), ::tolower);
+      if (seen.insert(key).second) p.sip.patterns.push_back(pat);
+    }
+    auto c = compile_policy(p, fresh_counters(p));
+    REQUIRE(c.ok());
+    for (int i = 0; i < 30; ++i) {
+      size_t size = rng() % 1500;
+      std::string payload;
+      for (size_t k = 0; k < size; ++k) payload += alphabet[rng() % alphabet.size()];
+      if (size > 70 && rng() % 2) {
+        const std::string& pat = p.sip.patterns[rng() % n];
+        if (pat.size() < size) payload.replace(rng() % (size - pat.size()), pat.size(), pat);
+      }
+      std::string hay = payload;
+      if (p.sip.ignore_case) std::transform(hay.begin(), hay.end(), hay.begin(), ::tolower);
+      int want = -1;
+      for (size_t k = 0; k < n && want < 0; ++k) {
+        std::string needle = p.sip.patterns[k];
+        if (p.sip.ignore_case) std::transform(needle.begin(), needle.end(), needle.begin(), ::tolower);
+        if (hay.find(needle) != std::string::npos) want = static_cast<int>(k);
+      }
+      REQUIRE_MESSAGE(compiled_scan(c.value(), payload) == want, "round " << round << " payload " << i);
+    }
+  }
+}
+
+TEST_CASE("Wu-Manber table: shifts, candidates, case variants") {
+  Policy p;
+  p.sip.patterns = {"abcd", "xbcd", "zzzzzz"};
+  p.sip.ignore_case = true;
+  auto c = compile_policy(p, fresh_counters(p));
+  REQUIRE(c.ok());
+  const sipxdp_wm& wm = *c->wm;
+  CHECK(c->sip_cfg.minlen == 4);
+  auto g = [](char a, char b) { return (uint32_t(uint8_t(a)) << 8) | uint8_t(b); };
+  CHECK(wm.shift[g('q', 'q')] == 3);
+  CHECK(wm.shift[g('a', 'b')] == 2);
+  CHECK(wm.shift[g('b', 'c')] == 1);
+  CHECK(wm.shift[g('c', 'd')] == 0);
+  CHECK(wm.shift[g('C', 'D')] == 0);
+  CHECK(wm.shift[g('c', 'D')] == 0);
+  CHECK(wm.masks[wm.cand[g('c', 'd')]] == 0b011);
+  CHECK(wm.masks[wm.cand[g('z', 'z')]] == 0b100);
+  CHECK(c->patterns[1].bytes[0] == 'x');
+  CHECK(c->sip_cfg.flags == (SIPXDP_SIP_IGNORE_CASE | SIPXDP_SIP_BAN));
+  CHECK(c->sip_cfg.ban_ns == 600ull * 1000000000ull);
+}
