@@ -100,16 +100,18 @@ struct {
 	__type(value, struct sipxdp_pattern);
 } sip_patterns SEC(".maps");
 
-/* Wu-Manber shift and candidate tables per generation. */
+/* Scanner gram and prefix tables per generation. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, SIPXDP_GENS);
 	__type(key, __u32);
-	__type(value, struct sipxdp_wm);
-} sip_wm SEC(".maps");
+	__type(value, struct sipxdp_scan_tables);
+} sip_tables SEC(".maps");
 
 struct scratch {
 	__u8 buf[SIPXDP_SCAN_MAX + 8]; /* + 8: word reads at the last offset */
+	__u32 nlines;		       /* "headers" mode: the header lines to search */
+	__u32 lines[SIPXDP_MAX_SCAN_LINES][2];
 };
 
 /* Per-CPU copy of the payload being searched. */
@@ -120,13 +122,36 @@ struct {
 	__type(value, struct scratch);
 } scratch SEC(".maps");
 
-/* Sources banned for sending a scanner pattern; expiry checked per packet. */
+/* One bit per hash of a banned source: a clear bit proves "not banned" without
+ * the cost of a hash-map lookup. Bits are only ever set; a stale one just costs
+ * the lookup it would have saved.
+ */
+struct ban_hint {
+	__u64 bits[SIPXDP_BAN_HINT_BITS / 64];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct ban_hint);
+} ban_hint SEC(".maps");
+
+/* IPv4 sources banned for sending a scanner pattern; expiry checked per packet. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 65536);
-	__type(key, struct sipxdp_ban_key);
+	__type(key, __u32);
 	__type(value, struct sipxdp_ban);
-} bans SEC(".maps");
+} bans4 SEC(".maps");
+
+/* IPv6 sources banned for sending a scanner pattern. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct sipxdp_ban6_key);
+	__type(value, struct sipxdp_ban);
+} bans6 SEC(".maps");
 
 /* Manual bans (sipxdp ban add), any prefix length. */
 struct {
@@ -185,24 +210,55 @@ static __always_inline int ban_live(struct sipxdp_ban *b, __u64 now)
 	return 1;
 }
 
+static __always_inline __u32 ban_hash(const struct pkt *p)
+{
+	__u32 h = p->src.v4;
+
+	if (p->family == 6) {
+		__u32 w[4];
+
+		__builtin_memcpy(w, p->src.v6, 16);
+		h = w[0] ^ (w[1] * 0x85ebca6bu) ^ (w[2] * 0xc2b2ae35u) ^ (w[3] * 0x27d4eb2fu);
+	}
+	return (h * 0x9e3779b1u) >> (32 - SIPXDP_BAN_HINT_SHIFT);
+}
+
+static __always_inline struct ban_hint *hint_map(void)
+{
+	__u32 zero = 0;
+
+	return bpf_map_lookup_elem(&ban_hint, &zero);
+}
+
 static __always_inline int is_banned(const struct pkt *p, const struct sipxdp_state *st)
 {
-	struct sipxdp_ban_key k = {.family = p->family};
+	struct sipxdp_ban6_key k6;
 	struct sipxdp_ban *b;
-	__u64 now = bpf_ktime_get_ns();
+	void *map = &bans4, *key = (void *)&p->src.v4;
+	__u64 now;
 
-	if (p->family == 4)
-		__builtin_memcpy(k.addr, &p->src.v4, 4);
-	else
-		__builtin_memcpy(k.addr, p->src.v6, 16);
-	b = bpf_map_lookup_elem(&bans, &k);
+	struct ban_hint *hint = hint_map();
+	__u32 h = ban_hash(p);
+
+	if (hint && !(hint->bits[(h / 64) & (SIPXDP_BAN_HINT_BITS / 64 - 1)] & (1ull << (h % 64))))
+		goto manual;
+	/* A small key: the per-packet hash is of 4 bytes for IPv4. */
+	if (p->family == 6) {
+		__builtin_memcpy(k6.addr, p->src.v6, 16);
+		map = &bans6;
+		key = &k6;
+	}
+	b = bpf_map_lookup_elem(map, key);
 	if (b) {
+		now = bpf_ktime_get_coarse_ns();
 		if (ban_live(b, now))
 			return 1;
-		bpf_map_delete_elem(&bans, &k);
+		bpf_map_delete_elem(map, key);
 	}
+manual:
 	if (!st->manual_bans)
 		return 0;
+	now = bpf_ktime_get_coarse_ns();
 	if (p->family == 4) {
 		struct sipxdp_ban_lpm4 lk = {.prefixlen = 32};
 
@@ -220,25 +276,33 @@ static __always_inline int is_banned(const struct pkt *p, const struct sipxdp_st
 /*
  * SIP scanner matcher.
  *
- * Userspace compiles the patterns into a Wu-Manber table over 2-byte grams
- * (loader/src/compiler.cpp): the search window is as long as the shortest
- * pattern, m; for the gram that ends the window, shift[g] says how far the
- * window may move without skipping a match (up to m - 1 bytes at a time), and
- * shift[g] == 0 means some pattern's first m bytes may end here: cand[g]
- * names those patterns, which are then compared in full. Cost depends on the
- * payload length and m, not on the number of patterns. With ignore_case the
- * table holds every case variant of each gram, so the scan never folds; only
- * the full comparison does.
+ * Every pattern is at least `window` bytes long (the shortest pattern, at
+ * most 9), so any occurrence covers window - 1 consecutive 2-byte grams, and
+ * sampling one gram every window - 1 bytes meets each occurrence exactly once.
+ * For the sampled gram, grams[g] (compiled in userspace) says at which
+ * offsets j it appears in some pattern's first `window` bytes; each such j
+ * gives a candidate start, whose first four bytes are hashed into prefix[]
+ * to name the patterns that could start there; only those are compared in
+ * full. So the cost grows with the payload length over the window, not with
+ * the number of patterns, and the sample positions do not depend on the data
+ * (unlike Wu-Manber's shifts), so the CPU overlaps the table loads of
+ * successive samples instead of waiting for each. With ignore_case the gram
+ * table holds every case variant and the prefix hash folds case, so only the
+ * full comparison folds bytes.
  *
  * The payload is first copied into a per-CPU buffer (bpf_xdp_load_bytes also
  * reads multi-buffer frames), so every read is a masked index into map
  * memory rather than a packet pointer the verifier must re-prove. The scan
- * runs in bpf_loop callbacks (inlined by the verifier), four window moves per
- * call; full comparisons are a global function, verified once.
+ * runs in bpf_loop callbacks (inlined by the verifier), 64 samples per call;
+ * full comparisons are a global function, verified once.
  *
  * "headers" mode walks the header lines instead (finding newlines eight bytes
  * at a time), stops at the blank line that ends the headers, and scans only
  * User-Agent, From, To and Contact (and their compact forms).
+ *
+ * Several patterns may occur in one packet: the first in the policy's list
+ * takes it (as the first matching iptables rule would), so the search goes on
+ * for patterns listed earlier than the best found so far.
  */
 #define SCAN_MASK (SIPXDP_SCAN_MAX - 1)
 
@@ -275,76 +339,122 @@ __noinline int sipxdp_cmp(__u32 gen, __u32 idx, __u32 start, __u32 end, __u32 ic
 	return 1;
 }
 
-/* Returns 1 + the index of a pattern in `mask` starting at `start`, or 0. */
-__noinline int sipxdp_verify(__u32 gen, __u32 start, __u32 end, __u64 mask, __u32 icase)
-{
-	__u32 i;
+/* Every BPF function call and return is costly where return thunks mitigate
+ * speculative-return attacks (AMD SRSO: about 10 ns each), so a callback
+ * does many samples, and nothing on the per-sample path calls anything.
+ */
+#define SAMPLES_PER_CALL 64
 
-#pragma clang loop unroll(disable)
-	for (i = 0; i < SIPXDP_MAX_PATTERNS; i++) {
-		if (!mask)
-			return 0;
-		if ((mask & 1) && sipxdp_cmp(gen, i, start, end, icase))
-			return i + 1;
-		mask >>= 1;
-	}
-	return 0;
-}
-
-struct wm_ctx {
+struct scan_ctx {
 	__u64 want; /* patterns that would still improve on `found` */
 	__u32 gen;
-	__u32 pos; /* index of the window's last byte */
-	__u32 end;
-	__u32 minlen;
+	__u32 pos; /* the next sampled gram ends here */
+	__u32 start, end;
+	__u32 stride;
+	__u32 window;
+	__u32 prefix_len;
 	__u32 icase;
 	int found;
 };
 
-/* Several patterns may occur in one packet: the first in the policy's list
- * takes it (as the first matching iptables rule would), so the search goes on
- * for patterns listed earlier than the best found so far.
- */
 static __always_inline __u64 want_below(int found)
 {
 	return found ? (1ull << (found - 1)) - 1 : ~0ull;
 }
 
-static long wm_step(__u32 i, struct wm_ctx *c)
+/* Full check of the candidates for the gram ending at `pos` (bit 0 of `flags`:
+ * generation, bit 1: ignore case): 1 + the best pattern index, or 0.
+ */
+__noinline int sipxdp_candidates(__u32 flags, __u32 pos, __u32 start, __u32 end, __u64 want)
 {
-	__u32 zero = 0, gen = c->gen & 1, pos = c->pos, end = c->end;
+	__u32 zero = 0, gen = flags & 1, icase = flags & 2, j, plen;
 	struct scratch *s = bpf_map_lookup_elem(&scratch, &zero);
-	struct sipxdp_wm *wm = bpf_map_lookup_elem(&sip_wm, &gen);
+	struct sipxdp_scan_tables *t = bpf_map_lookup_elem(&sip_tables, &gen);
+	struct sipxdp_sip_cfg *cfg = bpf_map_lookup_elem(&sip_cfg, &gen);
+	__u32 offs;
+	int best = 0;
+
+	if (!s || !t || !cfg)
+		return 0;
+	plen = cfg->prefix_len;
+	offs = t->grams[(((__u32)s->buf[(pos - 1) & SCAN_MASK] << 8) | s->buf[pos & SCAN_MASK]) &
+			0xffff];
+#pragma clang loop unroll(disable)
+	for (j = 0; j < SIPXDP_SCAN_MAX_WINDOW - 1; j++) {
+		__u32 at = pos - 1 - j, word, idx;
+		__u64 mask;
+		int r;
+
+		if (!(offs & (1u << j)) || at < start || at > pos)
+			continue;
+		word = *(__u32 *)&s->buf[at & SCAN_MASK];
+		idx = t->prefix[sipxdp_prefix_hash(word, plen) & (SIPXDP_SCAN_PREFIXES - 1)];
+		mask = idx ? t->masks[idx & (SIPXDP_SCAN_MASKS - 1)] & want : 0;
+#pragma clang loop unroll(disable)
+		for (r = 0; r < SIPXDP_MAX_PATTERNS && mask; r++, mask >>= 1) {
+			if ((mask & 1) && sipxdp_cmp(gen, r, at, end, icase)) {
+				best = r + 1;
+				want = want_below(best);
+				break;
+			}
+		}
+	}
+	return best;
+}
+
+/* The per-sample filter: no calls and no branches per offset, so it stays
+ * cheap and the verifier's view of it stays small. A nonzero result from the
+ * prefix table for any offset the gram allows sends the sample to the full
+ * check, which is rare.
+ */
+static __always_inline int sample(struct scan_ctx *c, const struct scratch *s,
+				  const struct sipxdp_scan_tables *t, __u32 pos)
+{
+	__u32 g = ((__u32)s->buf[(pos - 1) & SCAN_MASK] << 8) | s->buf[pos & SCAN_MASK];
+	__u32 offs = t->grams[g & 0xffff], plen = c->prefix_len, j;
+	__u32 hit = 0;
+
+	if (!offs)
+		return 0;
+#pragma clang loop unroll(disable)
+	for (j = 0; j < SIPXDP_SCAN_MAX_WINDOW - 1; j++) {
+		if (!(offs >> j))
+			break;
+		__u32 word = *(__u32 *)&s->buf[(pos - 1 - j) & SCAN_MASK];
+		__u32 idx = t->prefix[sipxdp_prefix_hash(word, plen) & (SIPXDP_SCAN_PREFIXES - 1)];
+
+		hit |= ((offs >> j) & 1) * idx;
+	}
+	if (!hit)
+		return 0;
+	return sipxdp_candidates(c->gen | (c->icase ? 2 : 0), pos, c->start, c->end, c->want);
+}
+
+static long scan_step(__u32 i, struct scan_ctx *c)
+{
+	__u32 zero = 0, gen = c->gen & 1, pos = c->pos, end = c->end, stride = c->stride;
+	struct scratch *s = bpf_map_lookup_elem(&scratch, &zero);
+	struct sipxdp_scan_tables *t = bpf_map_lookup_elem(&sip_tables, &gen);
 	int k;
 
-	if (!s || !wm)
+	if (!s || !t)
 		return 1;
-#pragma unroll
-	for (k = 0; k < 4; k++) {
-		__u32 g;
-		__u8 sh;
+#pragma clang loop unroll(disable)
+	for (k = 0; k < SAMPLES_PER_CALL; k++) {
+		int r;
 
 		if (pos >= end) {
 			c->pos = pos;
 			return 1;
 		}
-		g = ((__u32)s->buf[(pos - 1) & SCAN_MASK] << 8) | s->buf[pos & SCAN_MASK];
-		sh = wm->shift[g & 0xffff];
-		if (!sh) {
-			__u64 mask =
-				wm->masks[wm->cand[g & 0xffff] & (SIPXDP_WM_CANDS - 1)] & c->want;
-			int r = mask ? sipxdp_verify(gen, pos + 1 - c->minlen, end, mask, c->icase)
-				     : 0;
-
-			if (r) {
-				c->found = r;
-				c->want = want_below(r);
-				if (!c->want)
-					return 1;
-			}
-			sh = 1;
+		r = sample(c, s, t, pos);
+		if (r) {
+			c->found = r;
+			c->want = want_below(r);
+			if (!c->want)
+				return 1;
 		}
-		pos += sh;
+		pos += stride;
 	}
 	c->pos = pos;
 	return 0;
@@ -354,36 +464,41 @@ static long wm_step(__u32 i, struct wm_ctx *c)
 __noinline int sipxdp_scan_range(__u32 gen, __u32 start, __u32 end, __u64 want)
 {
 	struct sipxdp_sip_cfg *cfg;
-	struct wm_ctx c = {};
+	struct scan_ctx c = {};
 
 	gen &= 1;
 	cfg = bpf_map_lookup_elem(&sip_cfg, &gen);
-	if (!cfg || !cfg->npatterns || cfg->minlen < SIPXDP_MIN_PATTERN_LEN)
+	if (!cfg || !cfg->npatterns || cfg->window < SIPXDP_MIN_PATTERN_LEN ||
+	    cfg->window > SIPXDP_SCAN_MAX_WINDOW)
 		return 0;
 	if (end > SIPXDP_SCAN_MAX)
 		end = SIPXDP_SCAN_MAX;
 	c.want = want;
 	c.gen = gen;
-	c.pos = start + cfg->minlen - 1;
+	c.start = start;
 	c.end = end;
-	c.minlen = cfg->minlen;
+	c.window = cfg->window;
+	c.stride = cfg->window - 1;
+	c.prefix_len = cfg->prefix_len;
 	c.icase = cfg->flags & SIPXDP_SIP_IGNORE_CASE;
+	c.pos = start + 1;
 	if (c.pos >= end)
 		return 0;
-	bpf_loop((end - c.pos) / 4 + 1, wm_step, &c, 0);
+	bpf_loop((end - c.pos) / (SAMPLES_PER_CALL * c.stride) + 1, scan_step, &c, 0);
 	return c.found;
 }
 
-/* Offset of the first '\n' in scratch[pos, end), or end. Eight bytes a step. */
-__noinline __u32 sipxdp_find_nl(__u32 pos, __u32 end)
-{
-	__u32 zero = 0, k;
-	struct scratch *s = bpf_map_lookup_elem(&scratch, &zero);
+#define NL_WORDS 64 /* words searched per call: keeps the verifier's walk short */
 
-	if (!s)
-		return end;
+/* Offset of the first '\n' in scratch[pos, end), or end, or (no newline in
+ * the next NL_WORDS words) the offset where the search stopped.
+ */
+static __always_inline __u32 find_nl(const struct scratch *s, __u32 pos, __u32 end)
+{
+	__u32 k;
+
 #pragma clang loop unroll(disable)
-	for (k = 0; k < SIPXDP_SCAN_MAX / 8 + 1; k++) {
+	for (k = 0; k < NL_WORDS; k++) {
 		__u64 w, x, t;
 		__u32 at;
 
@@ -400,7 +515,7 @@ __noinline __u32 sipxdp_find_nl(__u32 pos, __u32 end)
 		}
 		pos += 8;
 	}
-	return end;
+	return pos < end ? pos : end;
 }
 
 static __always_inline int header_wanted(const struct scratch *s, __u32 pos, __u32 end)
@@ -438,41 +553,82 @@ static __always_inline int header_wanted(const struct scratch *s, __u32 pos, __u
 
 struct line_ctx {
 	__u32 gen;
-	__u32 pos; /* start of the current line */
+	__u32 pos; /* where the next step starts reading */
 	__u32 end;
-	__u32 prev_wanted; /* for folded continuation lines */
+	__u32 line;    /* start of the line being read */
+	__u32 in_line; /* the line at `line` has not ended yet */
+	__u32 wanted;  /* that line is searched */
 	int found;
 };
 
-static long line_step(__u32 i, struct line_ctx *c)
+/* One step of the line walk: 1 when the walk is over. */
+static __always_inline int line_once(struct scratch *s, struct line_ctx *c)
 {
-	__u32 zero = 0, pos = c->pos, end = c->end, eol;
-	struct scratch *s = bpf_map_lookup_elem(&scratch, &zero);
-	__u8 b0;
-	int wanted;
+	__u32 pos = c->pos, end = c->end, eol;
 
-	if (!s || pos >= end)
+	if (pos >= end)
 		return 1;
-	b0 = s->buf[pos & SCAN_MASK];
-	if (i > 0 && (b0 == '\r' || b0 == '\n'))
-		return 1; /* the blank line: end of headers */
-	if (b0 == ' ' || b0 == '\t')
-		wanted = c->prev_wanted;
-	else
-		wanted = header_wanted(s, pos, end);
-	eol = sipxdp_find_nl(pos, end);
-	if (wanted) {
-		int r = sipxdp_scan_range(c->gen, pos, eol, want_below(c->found));
+	if (!c->in_line) {
+		__u8 b0 = s->buf[pos & SCAN_MASK];
 
-		if (r) {
-			c->found = r;
-			if (r == 1)
-				return 1;
-		}
+		if (pos > 0 && (b0 == '\r' || b0 == '\n'))
+			return 1; /* the blank line: end of headers */
+		/* A line starting with white space continues the previous header. */
+		if (b0 != ' ' && b0 != '\t')
+			c->wanted = header_wanted(s, pos, end);
+		c->line = pos;
+		c->in_line = 1;
 	}
-	c->prev_wanted = wanted;
+	eol = find_nl(s, pos, end);
+	if (eol < end && s->buf[eol & SCAN_MASK] != '\n') {
+		c->pos = eol; /* a long line: go on next step */
+		return 0;
+	}
+	if (c->wanted) {
+		__u32 n = s->nlines;
+
+		if (n >= SIPXDP_MAX_SCAN_LINES) {
+			/* More searched headers than slots: search the rest whole. */
+			s->lines[SIPXDP_MAX_SCAN_LINES - 1][1] = end;
+			return 1;
+		}
+		s->lines[n & (SIPXDP_MAX_SCAN_LINES - 1)][0] = c->line;
+		s->lines[n & (SIPXDP_MAX_SCAN_LINES - 1)][1] = eol;
+		s->nlines = n + 1;
+	}
+	c->in_line = 0;
 	c->pos = eol + 1;
 	return 0;
+}
+
+/* One line per call: a loop over several lines here makes the verifier's
+ * walk of the callback too long.
+ */
+static long line_step(__u32 i, struct line_ctx *c)
+{
+	__u32 zero = 0;
+	struct scratch *s = bpf_map_lookup_elem(&scratch, &zero);
+
+	if (!s)
+		return 1;
+	return line_once(s, c);
+}
+
+/* "headers" mode: finds the header lines to search in scratch[0, len) and
+ * lists them in scratch.lines. A global function, so the verifier checks the
+ * line walk once, not once per path of the caller.
+ */
+__noinline int sipxdp_find_headers(__u32 len)
+{
+	__u32 zero = 0;
+	struct scratch *s = bpf_map_lookup_elem(&scratch, &zero);
+	struct line_ctx lc = {.end = len > SIPXDP_SCAN_MAX ? SIPXDP_SCAN_MAX : len};
+
+	if (!s)
+		return 0;
+	s->nlines = 0;
+	bpf_loop(SIPXDP_SCAN_MAX / 2, line_step, &lc, 0);
+	return s->nlines;
 }
 
 /* Copies the L4 payload and searches it: 1 + pattern index, or 0. */
@@ -489,10 +645,20 @@ static __always_inline int sip_scan(struct xdp_md *ctx, __u32 gen, const struct 
 	if (bpf_xdp_load_bytes(ctx, off, s->buf, len) < 0)
 		return 0;
 	if (cfg->flags & SIPXDP_SIP_HEADERS) {
-		struct line_ctx lc = {.gen = gen, .end = len};
+		__u32 n = sipxdp_find_headers(len), i;
+		int found = 0;
 
-		bpf_loop(SIPXDP_SCAN_MAX / 2, line_step, &lc, 0);
-		return lc.found;
+		for (i = 0; i < SIPXDP_MAX_SCAN_LINES && i < n; i++) {
+			int r = sipxdp_scan_range(gen, s->lines[i][0], s->lines[i][1],
+						  want_below(found));
+
+			if (r) {
+				found = r;
+				if (r == 1)
+					break;
+			}
+		}
+		return found;
 	}
 	return sipxdp_scan_range(gen, 0, len, ~0ull);
 }
@@ -521,15 +687,21 @@ static __always_inline int is_trusted(const struct pkt *p, __u32 gen)
 
 static __always_inline void ban_source(const struct pkt *p, __u64 ban_ns, __u32 reason)
 {
-	struct sipxdp_ban_key k = {.family = p->family};
-	__u64 now = bpf_ktime_get_ns();
+	__u64 now = bpf_ktime_get_coarse_ns();
 	struct sipxdp_ban b = {.expires_ns = now + ban_ns, .since_ns = now, .reason = reason};
+	struct sipxdp_ban6_key k6;
+	struct ban_hint *hint = hint_map();
+	__u32 h = ban_hash(p);
 
-	if (p->family == 4)
-		__builtin_memcpy(k.addr, &p->src.v4, 4);
-	else
-		__builtin_memcpy(k.addr, p->src.v6, 16);
-	bpf_map_update_elem(&bans, &k, &b, BPF_ANY);
+	if (hint)
+		__sync_fetch_and_or(&hint->bits[(h / 64) & (SIPXDP_BAN_HINT_BITS / 64 - 1)],
+				    1ull << (h % 64));
+	if (p->family == 4) {
+		bpf_map_update_elem(&bans4, &p->src.v4, &b, BPF_ANY);
+	} else {
+		__builtin_memcpy(k6.addr, p->src.v6, 16);
+		bpf_map_update_elem(&bans6, &k6, &b, BPF_ANY);
+	}
 }
 
 static __always_inline int verdict(__u32 action)

@@ -277,24 +277,24 @@ uint8_t lower(uint8_t b) {
   return (b >= 'A' && b <= 'Z') ? b + 32 : b;
 }
 
-// Wu-Manber over 2-byte grams; see the matcher's comment in bpf/ingress.bpf.c.
+// The sampled gram filter; see the matcher's comment in bpf/ingress.bpf.c.
 void compile_sip(const Policy& p, const Slots& slots, CompiledPolicy& out) {
   const SipConfig& sip = p.sip;
   const bool icase = sip.ignore_case;
-  out.wm = std::make_shared<sipxdp_wm>();
-  sipxdp_wm& wm = *out.wm;
-  std::memset(&wm, 0, sizeof(wm));
+  out.tables = std::make_shared<sipxdp_scan_tables>();
+  sipxdp_scan_tables& t = *out.tables;
+  std::memset(&t, 0, sizeof(t));
   size_t m = SIPXDP_MAX_PATTERN_LEN;
   for (auto& pat : sip.patterns) m = std::min(m, pat.size());
   if (sip.patterns.empty()) m = SIPXDP_MIN_PATTERN_LEN;
-  std::memset(wm.shift, static_cast<int>(m - 1), sizeof(wm.shift));
+  const size_t window = std::min<size_t>(m, SIPXDP_SCAN_MAX_WINDOW), prefix_len = std::min<size_t>(m, 4);
 
-  std::vector<uint64_t> cand_mask(SIPXDP_WM_GRAMS, 0);
   auto variants = [&](uint8_t b) {
     std::vector<uint8_t> v = {b};
     if (icase && b >= 'a' && b <= 'z') v.push_back(static_cast<uint8_t>(b - 32));
     return v;
   };
+  std::map<uint32_t, uint64_t> by_prefix;
   for (size_t i = 0; i < sip.patterns.size(); ++i) {
     sipxdp_pattern sp{};
     const std::string& text = sip.patterns[i];
@@ -305,27 +305,24 @@ void compile_sip(const Policy& p, const Slots& slots, CompiledPolicy& out) {
       sp.bytes[k] = icase ? lower(b) : b;
     }
     out.patterns.push_back(sp);
-    for (size_t j = 0; j + 1 < m; ++j) {
-      uint8_t shift = static_cast<uint8_t>(m - 2 - j);
+    for (size_t j = 0; j + 1 < window; ++j)
       for (uint8_t a : variants(sp.bytes[j]))
-        for (uint8_t b : variants(sp.bytes[j + 1])) {
-          uint32_t g = (uint32_t(a) << 8) | b;
-          wm.shift[g] = std::min(wm.shift[g], shift);
-          if (shift == 0) cand_mask[g] |= 1ull << i;
-        }
-    }
+        for (uint8_t b : variants(sp.bytes[j + 1])) t.grams[(uint32_t(a) << 8) | b] |= uint8_t(1u << j);
+    uint32_t word = 0;
+    std::memcpy(&word, sp.bytes, 4);  // little-endian, as the kernel reads it
+    by_prefix[sipxdp_prefix_hash(word, static_cast<uint32_t>(prefix_len))] |= 1ull << i;
   }
   std::map<uint64_t, uint8_t> index;
-  for (uint32_t g = 0; g < SIPXDP_WM_GRAMS; ++g) {
-    if (!cand_mask[g]) continue;
-    auto [it, fresh] = index.emplace(cand_mask[g], static_cast<uint8_t>(index.size() + 1));
-    if (fresh) wm.masks[it->second] = cand_mask[g];
-    wm.cand[g] = it->second;
+  for (auto& [h, mask] : by_prefix) {
+    auto [it, fresh] = index.emplace(mask, static_cast<uint8_t>(index.size() + 1));
+    if (fresh) t.masks[it->second] = mask;
+    t.prefix[h] = it->second;
   }
   out.sip_cfg.flags = (icase ? SIPXDP_SIP_IGNORE_CASE : 0) | (sip.match == SipMatch::headers ? SIPXDP_SIP_HEADERS : 0) |
                       (sip.ban_seconds ? SIPXDP_SIP_BAN : 0);
   out.sip_cfg.npatterns = static_cast<uint32_t>(sip.patterns.size());
-  out.sip_cfg.minlen = static_cast<uint32_t>(m);
+  out.sip_cfg.window = static_cast<uint32_t>(window);
+  out.sip_cfg.prefix_len = static_cast<uint32_t>(prefix_len);
   out.sip_cfg.ban_ns = uint64_t(sip.ban_seconds) * 1000000000ull;
   for (auto& c : sip.trusted) {
     if (c.family == 4) {
@@ -341,32 +338,30 @@ void compile_sip(const Policy& p, const Slots& slots, CompiledPolicy& out) {
 }  // namespace
 
 int compiled_scan(const CompiledPolicy& c, const std::string& payload) {
-  if (!c.wm || c.patterns.empty()) return -1;
-  const sipxdp_wm& wm = *c.wm;
-  const size_t m = c.sip_cfg.minlen, end = std::min<size_t>(payload.size(), SIPXDP_SCAN_MAX);
+  if (!c.tables || c.patterns.empty()) return -1;
+  const sipxdp_scan_tables& t = *c.tables;
+  const size_t window = c.sip_cfg.window, end = std::min<size_t>(payload.size(), SIPXDP_SCAN_MAX);
   const bool icase = c.sip_cfg.flags & SIPXDP_SIP_IGNORE_CASE;
-  auto at = [&](size_t i) { return static_cast<uint8_t>(payload[i]); };
+  auto at = [&](size_t i) { return i < payload.size() ? static_cast<uint8_t>(payload[i]) : uint8_t(0); };
   int best = -1;  // the earliest-listed pattern wins, as in the kernel
-  for (size_t pos = m - 1; pos < end && best != 0;) {
-    uint32_t g = (uint32_t(at(pos - 1)) << 8) | at(pos);
-    uint8_t sh = wm.shift[g];
-    if (!sh) {
-      uint64_t mask = wm.masks[wm.cand[g] & (SIPXDP_WM_CANDS - 1)];
-      size_t start = pos + 1 - m;
+  for (size_t pos = 1; pos < end && best != 0; pos += window - 1) {
+    uint8_t offs = t.grams[(uint32_t(at(pos - 1)) << 8) | at(pos)];
+    for (size_t j = 0; j + 1 < SIPXDP_SCAN_MAX_WINDOW; ++j) {
+      if (!(offs & (1u << j)) || j + 1 > pos) continue;
+      size_t start = pos - 1 - j;
+      uint32_t word = uint32_t(at(start)) | uint32_t(at(start + 1)) << 8 | uint32_t(at(start + 2)) << 16 |
+                      uint32_t(at(start + 3)) << 24;
+      uint8_t idx = t.prefix[sipxdp_prefix_hash(word, c.sip_cfg.prefix_len)];
+      uint64_t mask = idx ? t.masks[idx] : 0;
       for (size_t i = 0; i < c.patterns.size() && (best < 0 || int(i) < best); ++i) {
         if (!(mask & (1ull << i))) continue;
         const sipxdp_pattern& pat = c.patterns[i];
         if (start + pat.len > end) continue;
         size_t k = 0;
         while (k < pat.len && (icase ? lower(at(start + k)) : at(start + k)) == pat.bytes[k]) ++k;
-        if (k == pat.len) {
-          best = static_cast<int>(i);
-          break;
-        }
+        if (k == pat.len) best = static_cast<int>(i);
       }
-      sh = 1;
     }
-    pos += sh;
   }
   return best;
 }

@@ -38,7 +38,7 @@ static_assert(sizeof(sipxdp_state) == 16);
 static_assert(sizeof(sipxdp_pattern) == 72);
 static_assert(sizeof(sipxdp_sip_cfg) == 24);
 static_assert(sizeof(sipxdp_ban) == 32);
-static_assert(sizeof(sipxdp_ban_key) == 20);
+static_assert(sizeof(sipxdp_ban6_key) == 16);
 static_assert(sizeof(sipxdp_counter) == 16);
 static_assert(sizeof(sipxdp_manifest_chunk) == SIPXDP_MANIFEST_CHUNK);
 
@@ -50,9 +50,10 @@ constexpr const char* kLinkPin = "xdp_link";
 constexpr uint32_t kBpfFsMagic = 0xcafe4a11;
 
 // The pinned maps, by name; also the order in which they are pinned.
-const char* const kMapNames[] = {"state",    "policy_hdr", "port_class",    "lpm4",         "lpm6",    "comb",
-                                 "cls_rule", "counters",   "manifest",      "rcu_sync",     "sip_cfg", "sip_patterns",
-                                 "sip_wm",   "bans",       "ban_prefixes4", "ban_prefixes6"};
+const char* const kMapNames[] = {"state",         "policy_hdr",    "port_class", "lpm4",     "lpm6",
+                                 "comb",          "cls_rule",      "counters",   "manifest", "rcu_sync",
+                                 "sip_cfg",       "sip_patterns",  "sip_tables", "bans4",    "bans6",
+                                 "ban_prefixes4", "ban_prefixes6", "ban_hint"};
 enum MapId {
   M_STATE,
   M_HDR,
@@ -66,10 +67,12 @@ enum MapId {
   M_RCU,
   M_SIP_CFG,
   M_SIP_PAT,
-  M_SIP_WM,
-  M_BANS,
+  M_SIP_TABLES,
+  M_BANS4,
+  M_BANS6,
   M_BANP4,
   M_BANP6,
+  M_HINT,
   M_NUM
 };
 
@@ -305,11 +308,12 @@ Result<Datapath> Datapath::load() {
     if (e.err == EPERM) e.what += " (run as root, with CAP_BPF and CAP_NET_ADMIN)";
     return e;
   }
-  struct bpf_map* maps[M_NUM] = {
-      skel->maps.state,    skel->maps.policy_hdr, skel->maps.port_class,    skel->maps.lpm4,
-      skel->maps.lpm6,     skel->maps.comb,       skel->maps.cls_rule,      skel->maps.counters,
-      skel->maps.manifest, skel->maps.rcu_sync,   skel->maps.sip_cfg,       skel->maps.sip_patterns,
-      skel->maps.sip_wm,   skel->maps.bans,       skel->maps.ban_prefixes4, skel->maps.ban_prefixes6};
+  struct bpf_map* maps[M_NUM] = {skel->maps.state,         skel->maps.policy_hdr,    skel->maps.port_class,
+                                 skel->maps.lpm4,          skel->maps.lpm6,          skel->maps.comb,
+                                 skel->maps.cls_rule,      skel->maps.counters,      skel->maps.manifest,
+                                 skel->maps.rcu_sync,      skel->maps.sip_cfg,       skel->maps.sip_patterns,
+                                 skel->maps.sip_tables,    skel->maps.bans4,         skel->maps.bans6,
+                                 skel->maps.ban_prefixes4, skel->maps.ban_prefixes6, skel->maps.ban_hint};
   for (int i = 0; i < M_NUM; ++i) {
     int fd = fcntl(bpf_map__fd(maps[i]), F_DUPFD_CLOEXEC, 3);
     if (fd < 0) return sys_error("cannot dup map fd", errno);
@@ -564,8 +568,8 @@ Result<ApplySummary> Datapath::apply(const Policy& p, const std::string& source,
     if (bpf_map_update_elem(I.fd(M_SIP_PAT), &key, &pat, BPF_ANY) != 0)
       return sys_error("cannot write map sip_patterns", errno);
   }
-  if (bpf_map_update_elem(I.fd(M_SIP_WM), &spare, c.wm.get(), BPF_ANY) != 0)
-    return sys_error("cannot write map sip_wm", errno);
+  if (bpf_map_update_elem(I.fd(M_SIP_TABLES), &spare, c.tables.get(), BPF_ANY) != 0)
+    return sys_error("cannot write map sip_tables", errno);
   {
     json j;
     j["abi"] = SIPXDP_ABI_VERSION;
@@ -608,7 +612,7 @@ namespace {
 
 uint64_t monotonic_ns() {
   timespec ts{};
-  clock_gettime(CLOCK_MONOTONIC, &ts);  // the clock of bpf_ktime_get_ns()
+  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);  // the clock of bpf_ktime_get_coarse_ns()
   return uint64_t(ts.tv_sec) * 1000000000ull + uint64_t(ts.tv_nsec);
 }
 
@@ -631,28 +635,34 @@ Result<std::vector<Datapath::Ban>> Datapath::bans() const {
   };
   std::vector<Ban> out;
   uint64_t now = monotonic_ns();
-  std::vector<sipxdp_ban_key> expired;
-  sipxdp_ban_key k{}, next{};
-  void* prev = nullptr;
-  while (bpf_map_get_next_key(I.fd(M_BANS), prev, &next) == 0) {
-    k = next;
-    prev = &k;
-    sipxdp_ban b{};
-    if (bpf_map_lookup_elem(I.fd(M_BANS), &k, &b) != 0) continue;
-    if (seconds_left(b, now) == 0) {
-      expired.push_back(k);
-      continue;
+  // Automatic bans (exact addresses); expired ones are tidied away here too.
+  auto walk_auto = [&](MapId m, auto key, int family) {
+    using Key = decltype(key);
+    std::vector<Key> expired;
+    Key cur{}, nxt{};
+    void* pv = nullptr;
+    while (bpf_map_get_next_key(I.fd(m), pv, &nxt) == 0) {
+      cur = nxt;
+      pv = &cur;
+      sipxdp_ban b{};
+      if (bpf_map_lookup_elem(I.fd(m), &cur, &b) != 0) continue;
+      if (seconds_left(b, now) == 0) {
+        expired.push_back(cur);
+        continue;
+      }
+      Ban x;
+      x.prefix.family = family;
+      std::memcpy(x.prefix.addr.data(), &cur, sizeof(cur));
+      x.prefix.plen = family == 4 ? 32 : 128;
+      x.reason = reason(b.reason);
+      x.hits = b.hits;
+      x.seconds_left = seconds_left(b, now);
+      out.push_back(x);
     }
-    Ban x;
-    x.prefix.family = static_cast<int>(k.family);
-    std::memcpy(x.prefix.addr.data(), k.addr, k.family == 4 ? 4 : 16);
-    x.prefix.plen = k.family == 4 ? 32 : 128;
-    x.reason = reason(b.reason);
-    x.hits = b.hits;
-    x.seconds_left = seconds_left(b, now);
-    out.push_back(x);
-  }
-  for (auto& e : expired) bpf_map_delete_elem(I.fd(M_BANS), &e);
+    for (auto& e : expired) bpf_map_delete_elem(I.fd(m), &e);
+  };
+  walk_auto(M_BANS4, uint32_t{}, 4);
+  walk_auto(M_BANS6, sipxdp_ban6_key{}, 6);
   auto walk = [&](MapId m, auto key, int family) {
     decltype(key) cur{}, nxt{};
     void* pv = nullptr;
@@ -749,11 +759,14 @@ Status Datapath::ban_del(const Cidr& c) {
     std::memcpy(k.addr, c.addr.data(), 16);
     found |= bpf_map_delete_elem(I.fd(M_BANP6), &k) == 0;
   }
-  if (c.plen == (c.family == 4 ? 32 : 128)) {
-    sipxdp_ban_key k{};
-    k.family = static_cast<uint32_t>(c.family);
-    std::memcpy(k.addr, c.addr.data(), c.family == 4 ? 4 : 16);
-    found |= bpf_map_delete_elem(I.fd(M_BANS), &k) == 0;
+  if (c.family == 4 && c.plen == 32) {
+    uint32_t k;
+    std::memcpy(&k, c.addr.data(), 4);
+    found |= bpf_map_delete_elem(I.fd(M_BANS4), &k) == 0;
+  } else if (c.family == 6 && c.plen == 128) {
+    sipxdp_ban6_key k;
+    std::memcpy(k.addr, c.addr.data(), 16);
+    found |= bpf_map_delete_elem(I.fd(M_BANS6), &k) == 0;
   }
   if (!found) return make_error(c.str() + " is not banned");
   return recount_manual_bans(I.maps);

@@ -1,6 +1,7 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <cstring>
 #include <random>
 #include <set>
 
@@ -55,10 +56,12 @@ TEST_CASE("sip block errors name the place") {
         "p.json:2:37: sip.scanner_patterns: \"ab\" is listed twice");
   CHECK(err(with_sip(R"({"scanner_patterns": ["ab", "AB"], "ignore_case": true})")) ==
         "p.json:2:37: sip.scanner_patterns: \"AB\" repeats another pattern when case is ignored");
-  CHECK(err(with_sip(R"({"scanner_patterns": "ab"})")) == "p.json:2:30: sip.scanner_patterns must be a list of strings");
+  CHECK(err(with_sip(R"({"scanner_patterns": "ab"})")) ==
+        "p.json:2:30: sip.scanner_patterns must be a list of strings");
   CHECK(err(with_sip(R"({"ban_seconds": -1})")) ==
         "p.json:2:25: sip.ban_seconds must be a whole number of seconds from 0 to 31536000");
-  CHECK(err(with_sip(R"({"match": "body"})")) == "p.json:2:19: sip.match must be \"payload\" or \"headers\", not \"body\"");
+  CHECK(err(with_sip(R"({"match": "body"})")) ==
+        "p.json:2:19: sip.match must be \"payload\" or \"headers\", not \"body\"");
   CHECK(err(with_sip(R"({"trusted": ["198.18.0.1/24"]})")) ==
         "p.json:2:22: \"198.18.0.1/24\" has host bits set (did you mean 198.18.0.0/24?)");
   CHECK(err(with_sip(R"({"ignore_case": 1})")) == "p.json:2:25: sip.ignore_case must be true or false");
@@ -111,24 +114,41 @@ TEST_CASE("compiled scan equals a naive search, earliest-listed pattern first") 
   }
 }
 
-TEST_CASE("Wu-Manber table: shifts, candidates, case variants") {
+TEST_CASE("scan tables: gram offsets, prefix masks, case variants") {
   Policy p;
-  p.sip.patterns = {"abcd", "xbcd", "zzzzzz"};
+  p.sip.patterns = {"abcd", "abcx", "zzzzzz"};
   p.sip.ignore_case = true;
   auto c = compile_policy(p, fresh_counters(p));
   REQUIRE(c.ok());
-  const sipxdp_wm& wm = *c->wm;
-  CHECK(c->sip_cfg.minlen == 4);
+  const sipxdp_scan_tables& t = *c->tables;
+  CHECK(c->sip_cfg.window == 4);
+  CHECK(c->sip_cfg.prefix_len == 4);
   auto g = [](char a, char b) { return (uint32_t(uint8_t(a)) << 8) | uint8_t(b); };
-  CHECK(wm.shift[g('q', 'q')] == 3);
-  CHECK(wm.shift[g('a', 'b')] == 2);
-  CHECK(wm.shift[g('b', 'c')] == 1);
-  CHECK(wm.shift[g('c', 'd')] == 0);
-  CHECK(wm.shift[g('C', 'D')] == 0);
-  CHECK(wm.shift[g('c', 'D')] == 0);
-  CHECK(wm.masks[wm.cand[g('c', 'd')]] == 0b011);
-  CHECK(wm.masks[wm.cand[g('z', 'z')]] == 0b100);
-  CHECK(c->patterns[1].bytes[0] == 'x');
+  CHECK(t.grams[g('q', 'q')] == 0);
+  CHECK(t.grams[g('a', 'b')] == 0b001);
+  CHECK(t.grams[g('b', 'c')] == 0b010);
+  CHECK(t.grams[g('c', 'd')] == 0b100);
+  CHECK(t.grams[g('C', 'D')] == 0b100);
+  CHECK(t.grams[g('c', 'X')] == 0b100);
+  CHECK(t.grams[g('z', 'z')] == 0b111);
+  auto word = [](const char* s) {
+    uint32_t w;
+    std::memcpy(&w, s, 4);
+    return w;
+  };
+  CHECK((t.masks[t.prefix[sipxdp_prefix_hash(word("abcd"), 4)]] & 0b001) != 0);
+  CHECK((t.masks[t.prefix[sipxdp_prefix_hash(word("ABCX"), 4)]] & 0b010) != 0);
+  CHECK((t.masks[t.prefix[sipxdp_prefix_hash(word("zzzz"), 4)]] & 0b100) != 0);
+  CHECK(c->patterns[1].bytes[3] == 'x');
   CHECK(c->sip_cfg.flags == (SIPXDP_SIP_IGNORE_CASE | SIPXDP_SIP_BAN));
   CHECK(c->sip_cfg.ban_ns == 600ull * 1000000000ull);
+
+  Policy q;
+  q.sip.patterns = {"ab", "a-very-long-pattern"};
+  auto d = compile_policy(q, fresh_counters(q));
+  REQUIRE(d.ok());
+  CHECK(d->sip_cfg.window == 2);
+  CHECK(d->sip_cfg.prefix_len == 2);
+  CHECK(compiled_scan(d.value(), "xxxxab") == 0);
+  CHECK(compiled_scan(d.value(), "xxa-very-long-patternxx") == 1);
 }

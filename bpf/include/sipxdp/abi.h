@@ -148,16 +148,21 @@ struct sipxdp_counter {
 };
 
 /*
- * SIP scanner patterns (Wu-Manber over 2-byte grams, see bpf/sip_scan.h).
+ * SIP scanner patterns (a sampled 2-byte-gram filter, see the matcher in
+ * bpf/ingress.bpf.c).
  * Per generation: sip_cfg[gen], sip_patterns[gen * MAX_PATTERNS + i],
- * sip_wm[gen]. Auto bans live in `bans` (LRU), manual ones in `ban_prefixes`.
+ * sip_wm[gen]. Auto bans live in `bans4`/`bans6` (LRU), manual ones in
+ * `ban_prefixes4`/`ban_prefixes6`.
  */
 #define SIPXDP_MAX_PATTERNS 64
 #define SIPXDP_MAX_PATTERN_LEN 64
 #define SIPXDP_MIN_PATTERN_LEN 2
 #define SIPXDP_SCAN_MAX 4096 /* payload bytes searched; the rest is ignored */
-#define SIPXDP_WM_GRAMS 65536
-#define SIPXDP_WM_CANDS 128	/* distinct candidate masks, index 0 unused */
+#define SIPXDP_SCAN_GRAMS 65536
+#define SIPXDP_SCAN_PREFIX_BITS 12
+#define SIPXDP_SCAN_PREFIXES (1u << SIPXDP_SCAN_PREFIX_BITS)
+#define SIPXDP_SCAN_MASKS 128 /* distinct candidate masks, index 0 unused */
+#define SIPXDP_SCAN_MAX_WINDOW 9
 #define SIPXDP_MAX_SCAN_LINES 8 /* header lines searched in "headers" mode */
 
 #define SIPXDP_SIP_IGNORE_CASE (1u << 0)
@@ -167,8 +172,8 @@ struct sipxdp_counter {
 struct sipxdp_sip_cfg {
 	__u32 flags; /* SIPXDP_SIP_* */
 	__u32 npatterns;
-	__u32 minlen; /* shortest pattern: the Wu-Manber window */
-	__u32 pad;
+	__u32 window;	  /* min(shortest pattern, SIPXDP_SCAN_MAX_WINDOW) */
+	__u32 prefix_len; /* min(shortest pattern, 4): bytes hashed into prefix[] */
 	__u64 ban_ns;
 };
 
@@ -178,24 +183,39 @@ struct sipxdp_pattern {
 	__u8 bytes[SIPXDP_MAX_PATTERN_LEN]; /* ASCII-lowercased when ignoring case */
 };
 
-/* Gram g = byte[i - 1] << 8 | byte[i]: how far the window may move when it
- * ends on g (0: some pattern's window ends with g; cand[g] names them).
+/* The scan tables. grams[g] for g = byte[i - 1] << 8 | byte[i]: bit j is
+ * set when some pattern has that gram at offsets j, j + 1 of its first
+ * `window` bytes. prefix[h] names (through masks[]) the patterns whose first
+ * prefix_len bytes hash to h (see sipxdp_prefix_hash).
  */
-struct sipxdp_wm {
-	__u8 shift[SIPXDP_WM_GRAMS];
-	__u8 cand[SIPXDP_WM_GRAMS];
-	__u64 masks[SIPXDP_WM_CANDS];
+struct sipxdp_scan_tables {
+	__u8 grams[SIPXDP_SCAN_GRAMS];
+	__u8 prefix[SIPXDP_SCAN_PREFIXES];
+	__u64 masks[SIPXDP_SCAN_MASKS];
 };
 
-struct sipxdp_ban_key {
-	__u32 family; /* 4 or 6 */
+/* Hash of up to four bytes read as a little-endian word; letters folded by
+ * setting 0x20 on every byte (a filter: collisions are checked in full).
+ */
+static inline __u32 sipxdp_prefix_hash(__u32 word, __u32 prefix_len)
+{
+	__u32 keep = prefix_len >= 4 ? 0xffffffffu : (1u << (8 * prefix_len)) - 1;
+
+	return (((word | 0x20202020u) & keep) * 0x9e3779b1u) >> (32 - SIPXDP_SCAN_PREFIX_BITS);
+}
+
+#define SIPXDP_BAN_HINT_SHIFT 20
+#define SIPXDP_BAN_HINT_BITS (1u << SIPXDP_BAN_HINT_SHIFT) /* 128 KiB */
+
+/* bans4 is keyed by the IPv4 address (network order), bans6 by this. */
+struct sipxdp_ban6_key {
 	__u8 addr[16];
 };
 
 #define SIPXDP_BAN_MANUAL 0xffffffffu
 
 struct sipxdp_ban {
-	__u64 expires_ns; /* CLOCK_MONOTONIC (bpf_ktime_get_ns); 0: never */
+	__u64 expires_ns; /* CLOCK_MONOTONIC_COARSE (bpf_ktime_get_coarse_ns); 0: never */
 	__u64 hits;	  /* packets dropped since the ban */
 	__u64 since_ns;
 	__u32 reason; /* the pattern's counter slot, or SIPXDP_BAN_MANUAL */

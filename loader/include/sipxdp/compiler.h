@@ -48,10 +48,10 @@ struct CompiledPolicy {
   std::vector<uint32_t> rule_counter;  // counter slot of each rule
 
   // Scanner patterns: settings, patterns (lowercased with ignore_case) and the
-  // Wu-Manber tables; all zero when no rule inspects SIP.
+  // scan tables; all zero when no rule inspects SIP.
   sipxdp_sip_cfg sip_cfg{};
   std::vector<sipxdp_pattern> patterns;
-  std::shared_ptr<sipxdp_wm> wm;
+  std::shared_ptr<sipxdp_scan_tables> tables;
 
   uint32_t classes() const { return static_cast<uint32_t>(cls_rule.size()); }
 };
