@@ -3,7 +3,8 @@
 # FreeSWITCH reference policy (examples/freeswitch.json) under sipxdp, and a
 # "client" namespace that sends it real traffic: SIP calls (sipp), RTP-range
 # UDP, ping, ESL from a stranger and from the management host, and probes of
-# closed ports. Then the per-rule counters. Everything is removed at the end.
+# closed ports, and a SIP scanner (svmap). Then the per-rule counters and the
+# bans. Everything is removed at the end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SIPXDP=${SIPXDP:-build/cli/sipxdp}
@@ -66,6 +67,20 @@ sleep 0.3
 if in_cli timeout 3 nc -z -w 2 $S4 8021; then echo "ESL from $C4: open (unexpected)"; else echo "ESL from $C4 (stranger): blocked"; fi
 if in_cli timeout 3 nc -z -w 2 -s $M4 $S4 8021; then echo "ESL from $M4 (manager): open"; else echo "ESL from $M4: blocked (unexpected)"; fi
 kill $esl 2>/dev/null || true
+
+say "a SIP scanner: svmap (sipvicious) from $C4"
+in_cli timeout 30 svmap $S4 -p 5060,5080 2>&1 | sed 's/^/svmap: /' | tail -3 || true
+"$SIPXDP" --netns "$SRV" bans "$SIF"
+echo "and a legitimate call from the management host ($M4, trusted) still works:"
+in_srv timeout 30 sipp -sn uas -i $S4 -p 5060 -m 1 -nostdin >/dev/null 2>&1 &
+uas=$!
+sleep 0.5
+if in_cli timeout 30 sipp -sn uac -i $M4 -p 5064 -m 1 -timeout 20 $S4:5060 -nostdin >/dev/null 2>&1; then
+  echo "sipp: 1 call from $M4 completed"
+else
+  echo "sipp: the call from $M4 failed"
+fi
+wait $uas || true
 
 for port in 23 3306 5038; do
   if in_cli timeout 2 nc -z -w 1 $S4 $port; then :; fi
