@@ -145,6 +145,18 @@ void remove_dir(const std::string& dir) {
   ::rmdir(dir.c_str());
 }
 
+// Calls fn(key) for every key of a hash or LPM map.
+template <typename Key, typename Fn>
+void for_each_key(int fd, Fn&& fn) {
+  Key cur{}, next{};
+  void* prev = nullptr;
+  while (bpf_map_get_next_key(fd, prev, &next) == 0) {
+    cur = next;
+    prev = &cur;
+    fn(cur);
+  }
+}
+
 size_t array_stride(size_t value_size) {
   return (value_size + 7) & ~size_t(7);
 }
@@ -229,13 +241,9 @@ struct Datapath::Impl {
   template <typename Key>
   Status clear_gen(MapId m, uint8_t gen) const {
     std::vector<Key> doomed;
-    Key k{}, next{};
-    void* prev = nullptr;
-    while (bpf_map_get_next_key(fd(m), prev, &next) == 0) {
-      if (next.gen == gen) doomed.push_back(next);
-      k = next;
-      prev = &k;
-    }
+    for_each_key<Key>(fd(m), [&](const Key& k) {
+      if (k.gen == gen) doomed.push_back(k);
+    });
     for (auto& d : doomed)
       if (bpf_map_delete_elem(fd(m), &d) != 0 && errno != ENOENT)
         return sys_error(std::string("cannot clear map ") + kMapNames[m], errno);
@@ -635,55 +643,39 @@ Result<std::vector<Datapath::Ban>> Datapath::bans() const {
   };
   std::vector<Ban> out;
   uint64_t now = monotonic_ns();
-  // Automatic bans (exact addresses); expired ones are tidied away here too.
-  auto walk_auto = [&](MapId m, auto key, int family) {
+  // Expired automatic bans are tidied away here too (the kernel ignores them).
+  auto walk = [&](MapId m, auto key, int family, auto plen_of, bool tidy) {
     using Key = decltype(key);
     std::vector<Key> expired;
-    Key cur{}, nxt{};
-    void* pv = nullptr;
-    while (bpf_map_get_next_key(I.fd(m), pv, &nxt) == 0) {
-      cur = nxt;
-      pv = &cur;
+    for_each_key<Key>(I.fd(m), [&](const Key& k) {
       sipxdp_ban b{};
-      if (bpf_map_lookup_elem(I.fd(m), &cur, &b) != 0) continue;
+      if (bpf_map_lookup_elem(I.fd(m), &k, &b) != 0) return;
       if (seconds_left(b, now) == 0) {
-        expired.push_back(cur);
-        continue;
+        if (tidy) expired.push_back(k);
+        return;
       }
       Ban x;
       x.prefix.family = family;
-      std::memcpy(x.prefix.addr.data(), &cur, sizeof(cur));
-      x.prefix.plen = family == 4 ? 32 : 128;
+      x.prefix.plen = plen_of(k, x.prefix.addr.data());
       x.reason = reason(b.reason);
       x.hits = b.hits;
       x.seconds_left = seconds_left(b, now);
       out.push_back(x);
-    }
+    });
     for (auto& e : expired) bpf_map_delete_elem(I.fd(m), &e);
   };
-  walk_auto(M_BANS4, uint32_t{}, 4);
-  walk_auto(M_BANS6, sipxdp_ban6_key{}, 6);
-  auto walk = [&](MapId m, auto key, int family) {
-    decltype(key) cur{}, nxt{};
-    void* pv = nullptr;
-    while (bpf_map_get_next_key(I.fd(m), pv, &nxt) == 0) {
-      cur = nxt;
-      pv = &cur;
-      sipxdp_ban b{};
-      if (bpf_map_lookup_elem(I.fd(m), &cur, &b) != 0) continue;
-      if (seconds_left(b, now) == 0) continue;
-      Ban x;
-      x.prefix.family = family;
-      std::memcpy(x.prefix.addr.data(), cur.addr, sizeof(cur.addr));
-      x.prefix.plen = static_cast<uint8_t>(cur.prefixlen);
-      x.reason = reason(b.reason);
-      x.hits = b.hits;
-      x.seconds_left = seconds_left(b, now);
-      out.push_back(x);
-    }
+  auto exact = [](const auto& k, uint8_t* addr) {
+    std::memcpy(addr, &k, sizeof(k));
+    return uint8_t(sizeof(k) * 8);
   };
-  walk(M_BANP4, sipxdp_ban_lpm4{}, 4);
-  walk(M_BANP6, sipxdp_ban_lpm6{}, 6);
+  auto prefix = [](const auto& k, uint8_t* addr) {
+    std::memcpy(addr, k.addr, sizeof(k.addr));
+    return uint8_t(k.prefixlen);
+  };
+  walk(M_BANS4, uint32_t{}, 4, exact, true);
+  walk(M_BANS6, sipxdp_ban6_key{}, 6, exact, true);
+  walk(M_BANP4, sipxdp_ban_lpm4{}, 4, prefix, false);
+  walk(M_BANP6, sipxdp_ban_lpm6{}, 6, prefix, false);
   return out;
 }
 
@@ -691,18 +683,9 @@ namespace {
 
 // Counts manual bans so the program can skip their lookup when there are none.
 Status recount_manual_bans(const Fd* maps) {
-  auto count = [&](int fd, auto key) {
-    uint32_t n = 0;
-    decltype(key) cur{}, nxt{};
-    void* pv = nullptr;
-    while (bpf_map_get_next_key(fd, pv, &nxt) == 0) {
-      cur = nxt;
-      pv = &cur;
-      ++n;
-    }
-    return n;
-  };
-  uint32_t n = count(maps[M_BANP4].get(), sipxdp_ban_lpm4{}) + count(maps[M_BANP6].get(), sipxdp_ban_lpm6{});
+  uint32_t n = 0;
+  for_each_key<sipxdp_ban_lpm4>(maps[M_BANP4].get(), [&](const sipxdp_ban_lpm4&) { ++n; });
+  for_each_key<sipxdp_ban_lpm6>(maps[M_BANP6].get(), [&](const sipxdp_ban_lpm6&) { ++n; });
   uint32_t zero = 0;
   sipxdp_state st{};
   if (bpf_map_lookup_elem(maps[M_STATE].get(), &zero, &st) != 0) return sys_error("cannot read map state", errno);

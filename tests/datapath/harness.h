@@ -18,6 +18,20 @@ extern unsigned g_test_ifindex;  // a veth device in this process's private netn
 
 namespace sipxdp::test {
 
+// Runs one frame through the program (BPF_PROG_TEST_RUN); returns the XDP verdict.
+inline int run_frame(int prog_fd, const std::vector<uint8_t>& frame) {
+  xdp_md ctx{};
+  ctx.data_end = static_cast<uint32_t>(frame.size());
+  ctx.ingress_ifindex = g_test_ifindex;
+  std::vector<uint8_t> out(frame.size() + 256);
+  LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = frame.data(), .data_out = out.data(),
+              .data_size_in = static_cast<uint32_t>(frame.size()), .data_size_out = static_cast<uint32_t>(out.size()),
+              .ctx_in = &ctx, .ctx_size_in = sizeof(ctx), .repeat = 1);
+  int err = bpf_prog_test_run_opts(prog_fd, &opts);
+  REQUIRE_MESSAGE(err == 0, "bpf_prog_test_run_opts: " << std::string(strerror(errno)));
+  return static_cast<int>(opts.retval);
+}
+
 struct Harness {
   Datapath dp;
   std::map<std::string, uint32_t> slot;  // counter name -> slot
@@ -53,18 +67,7 @@ struct Harness {
     return out;
   }
 
-  int run(const std::vector<uint8_t>& frame) {
-    xdp_md ctx{};
-    ctx.data_end = static_cast<uint32_t>(frame.size());
-    ctx.ingress_ifindex = g_test_ifindex;
-    std::vector<uint8_t> out(frame.size() + 256);
-    LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = frame.data(), .data_out = out.data(),
-                .data_size_in = static_cast<uint32_t>(frame.size()), .data_size_out = static_cast<uint32_t>(out.size()),
-                .ctx_in = &ctx, .ctx_size_in = sizeof(ctx), .repeat = 1);
-    int err = bpf_prog_test_run_opts(dp.xdp_prog_fd(), &opts);
-    REQUIRE_MESSAGE(err == 0, "bpf_prog_test_run_opts: " << std::string(strerror(errno)));
-    return static_cast<int>(opts.retval);
-  }
+  int run(const std::vector<uint8_t>& frame) { return run_frame(dp.xdp_prog_fd(), frame); }
 
   // Runs one frame; exactly `counter` must move, by one packet and the frame's bytes.
   void expect(const char* desc, const std::vector<uint8_t>& frame, int verdict, const std::string& counter) {

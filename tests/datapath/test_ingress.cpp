@@ -216,14 +216,9 @@ TEST_CASE("the kernel agrees with first-match on random policies and packets") {
       int want = reference_match(p, k);
       uint32_t slot = want < 0 ? uint32_t(SIPXDP_CTR_DEFAULT) : m->rules[want].counter;
       auto before = dp->counter(slot).value().packets;
-      xdp_md ctx{};
-      ctx.data_end = static_cast<uint32_t>(frame.size());
-      ctx.ingress_ifindex = g_test_ifindex;
-      LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = frame.data(), .data_size_in = static_cast<uint32_t>(frame.size()),
-                  .ctx_in = &ctx, .ctx_size_in = sizeof(ctx), .repeat = 1);
-      REQUIRE(bpf_prog_test_run_opts(dp->xdp_prog_fd(), &opts) == 0);
+      uint32_t verdict = static_cast<uint32_t>(run_frame(dp->xdp_prog_fd(), frame));
       Action a = want < 0 ? p.default_action : p.rules[want].action;
-      CHECK_MESSAGE(opts.retval == static_cast<uint32_t>(a == Action::allow ? XDP_PASS : XDP_DROP),
+      CHECK_MESSAGE(verdict == static_cast<uint32_t>(a == Action::allow ? XDP_PASS : XDP_DROP),
                     "round " << round << " packet " << i << " (" << src << " > " << dst << " proto " << int(k.proto)
                              << " " << k.sport << " > " << k.dport << "): want rule " << want);
       CHECK_MESSAGE(dp->counter(slot).value().packets == before + 1, "round " << round << " packet " << i);

@@ -258,13 +258,8 @@ TEST_CASE("kernel scan agrees with a naive search on random payloads") {
       uint32_t slot = want < 0 ? m.rules[0].counter : m.patterns[want].counter;
       auto before = dp->counter(slot).value().packets;
       auto frame = udp(payload);
-      xdp_md ctx{};
-      ctx.data_end = static_cast<uint32_t>(frame.size());
-      ctx.ingress_ifindex = g_test_ifindex;
-      LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = frame.data(), .data_size_in = static_cast<uint32_t>(frame.size()),
-                  .ctx_in = &ctx, .ctx_size_in = sizeof(ctx), .repeat = 1);
-      REQUIRE(bpf_prog_test_run_opts(dp->xdp_prog_fd(), &opts) == 0);
-      CHECK_MESSAGE(opts.retval == static_cast<uint32_t>(want < 0 ? XDP_PASS : XDP_DROP),
+      uint32_t verdict = static_cast<uint32_t>(run_frame(dp->xdp_prog_fd(), frame));
+      CHECK_MESSAGE(verdict == static_cast<uint32_t>(want < 0 ? XDP_PASS : XDP_DROP),
                     "round " << round << " payload " << i << " want pattern " << want);
       CHECK_MESSAGE(dp->counter(slot).value().packets == before + 1, "round " << round << " payload " << i);
     }
