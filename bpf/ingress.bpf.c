@@ -36,7 +36,7 @@ struct {
 struct {
 	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__uint(max_entries, 1 << 20);
+	__uint(max_entries, 2 * SIPXDP_MAX_ENTRIES_PER_GEN);
 	__type(key, struct sipxdp_lpm4_key);
 	__type(value, __u32);
 } lpm4 SEC(".maps");
@@ -45,7 +45,7 @@ struct {
 struct {
 	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__uint(max_entries, 1 << 20);
+	__uint(max_entries, 2 * SIPXDP_MAX_ENTRIES_PER_GEN);
 	__type(key, struct sipxdp_lpm6_key);
 	__type(value, __u32);
 } lpm6 SEC(".maps");
@@ -54,7 +54,7 @@ struct {
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__uint(max_entries, 1 << 20);
+	__uint(max_entries, 2 * SIPXDP_MAX_ENTRIES_PER_GEN);
 	__type(key, struct sipxdp_comb_key);
 	__type(value, __u32);
 } comb SEC(".maps");
@@ -199,8 +199,8 @@ static __always_inline void count(__u32 slot, __u32 len)
 }
 
 /*
- * Bans. An expired ban is deleted by the first packet that finds it, so no
- * userspace sweeper is needed for correctness.
+ * Bans. Each packet compares the ban's expiry time with the clock, so a ban
+ * ends by itself: no userspace sweeper is needed for correctness.
  */
 static __always_inline int ban_live(struct sipxdp_ban *b, __u64 now)
 {
@@ -248,13 +248,13 @@ static __always_inline int is_banned(const struct pkt *p, const struct sipxdp_st
 		map = &bans6;
 		key = &k6;
 	}
+	/* An expired entry is left alone: deleting it here could delete the
+	 * fresh ban another CPU just wrote for the same source. The LRU
+	 * recycles it, and `sipxdp bans` hides it.
+	 */
 	b = bpf_map_lookup_elem(map, key);
-	if (b) {
-		now = bpf_ktime_get_coarse_ns();
-		if (ban_live(b, now))
-			return 1;
-		bpf_map_delete_elem(map, key);
-	}
+	if (b && ban_live(b, bpf_ktime_get_coarse_ns()))
+		return 1;
 manual:
 	if (!st->manual_bans)
 		return 0;
@@ -558,6 +558,8 @@ struct line_ctx {
 	__u32 line;    /* start of the line being read */
 	__u32 in_line; /* the line at `line` has not ended yet */
 	__u32 wanted;  /* that line is searched */
+	__u32 started; /* a non-blank line has been seen */
+	__u32 tcp;     /* a stream: more messages may follow the blank line */
 	int found;
 };
 
@@ -571,8 +573,23 @@ static __always_inline int line_once(struct scratch *s, struct line_ctx *c)
 	if (!c->in_line) {
 		__u8 b0 = s->buf[pos & SCAN_MASK];
 
-		if (pos > 0 && (b0 == '\r' || b0 == '\n'))
-			return 1; /* the blank line: end of headers */
+		if (b0 == '\r' || b0 == '\n') {
+			if (c->started) {
+				/* The blank line ends the headers. On TCP another message
+				 * may follow the body: search the rest whole.
+				 */
+				if (c->tcp && s->nlines < SIPXDP_MAX_SCAN_LINES) {
+					s->lines[s->nlines & (SIPXDP_MAX_SCAN_LINES - 1)][0] = pos;
+					s->lines[s->nlines & (SIPXDP_MAX_SCAN_LINES - 1)][1] = end;
+					s->nlines++;
+				}
+				return 1;
+			}
+			/* Blank lines before the start line are ignored (RFC 3261 7.5). */
+			c->pos = pos + 1;
+			return 0;
+		}
+		c->started = 1;
 		/* A line starting with white space continues the previous header. */
 		if (b0 != ' ' && b0 != '\t')
 			c->wanted = header_wanted(s, pos, end);
@@ -588,13 +605,15 @@ static __always_inline int line_once(struct scratch *s, struct line_ctx *c)
 		__u32 n = s->nlines;
 
 		if (n >= SIPXDP_MAX_SCAN_LINES) {
-			/* More searched headers than slots: search the rest whole. */
-			s->lines[SIPXDP_MAX_SCAN_LINES - 1][1] = end;
-			return 1;
+			/* More searched headers than slots: the last slot grows to
+			 * cover this line too (and the header lines in between).
+			 */
+			s->lines[SIPXDP_MAX_SCAN_LINES - 1][1] = eol;
+		} else {
+			s->lines[n & (SIPXDP_MAX_SCAN_LINES - 1)][0] = c->line;
+			s->lines[n & (SIPXDP_MAX_SCAN_LINES - 1)][1] = eol;
+			s->nlines = n + 1;
 		}
-		s->lines[n & (SIPXDP_MAX_SCAN_LINES - 1)][0] = c->line;
-		s->lines[n & (SIPXDP_MAX_SCAN_LINES - 1)][1] = eol;
-		s->nlines = n + 1;
 	}
 	c->in_line = 0;
 	c->pos = eol + 1;
@@ -618,11 +637,11 @@ static long line_step(__u32 i, struct line_ctx *c)
  * lists them in scratch.lines. A global function, so the verifier checks the
  * line walk once, not once per path of the caller.
  */
-__noinline int sipxdp_find_headers(__u32 len)
+__noinline int sipxdp_find_headers(__u32 len, __u32 tcp)
 {
 	__u32 zero = 0;
 	struct scratch *s = bpf_map_lookup_elem(&scratch, &zero);
-	struct line_ctx lc = {.end = len > SIPXDP_SCAN_MAX ? SIPXDP_SCAN_MAX : len};
+	struct line_ctx lc = {.end = len > SIPXDP_SCAN_MAX ? SIPXDP_SCAN_MAX : len, .tcp = tcp};
 
 	if (!s)
 		return 0;
@@ -633,7 +652,7 @@ __noinline int sipxdp_find_headers(__u32 len)
 
 /* Copies the L4 payload and searches it: 1 + pattern index, or 0. */
 static __always_inline int sip_scan(struct xdp_md *ctx, __u32 gen, const struct sipxdp_sip_cfg *cfg,
-				    __u32 off, __u32 len)
+				    __u32 off, __u32 len, __u32 tcp)
 {
 	__u32 zero = 0;
 	struct scratch *s = bpf_map_lookup_elem(&scratch, &zero);
@@ -645,7 +664,7 @@ static __always_inline int sip_scan(struct xdp_md *ctx, __u32 gen, const struct 
 	if (bpf_xdp_load_bytes(ctx, off, s->buf, len) < 0)
 		return 0;
 	if (cfg->flags & SIPXDP_SIP_HEADERS) {
-		__u32 n = sipxdp_find_headers(len), i;
+		__u32 n = sipxdp_find_headers(len, tcp), i;
 		int found = 0;
 
 		for (i = 0; i < SIPXDP_MAX_SCAN_LINES && i < n; i++) {
@@ -888,7 +907,9 @@ int xdp_ingress(struct xdp_md *ctx)
 		__u32 off = c.pos - (void *)(long)ctx->data;
 
 		l4_end = l3_off + p.ip_len;
-		hit = off < l4_end ? sip_scan(ctx, gen, cfg, off, l4_end - off) : 0;
+		hit = off < l4_end
+			      ? sip_scan(ctx, gen, cfg, off, l4_end - off, p.proto == IPPROTO_TCP)
+			      : 0;
 		if (hit > 0 && hit <= SIPXDP_MAX_PATTERNS) {
 			__u32 key = gen * SIPXDP_MAX_PATTERNS + (hit - 1);
 			struct sipxdp_pattern *pat = bpf_map_lookup_elem(&sip_patterns, &key);

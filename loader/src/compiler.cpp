@@ -238,7 +238,9 @@ Result<std::vector<uint32_t>> combine(uint8_t stage, const std::vector<uint32_t>
       seen.push_back(id.value());
     }
   }
-  if (out.comb.size() > (1u << 20)) return make_error("policy too complex: more than 1048576 class combinations");
+  if (out.comb.size() > SIPXDP_MAX_ENTRIES_PER_GEN)
+    return make_error("policy too complex: more than " + std::to_string(SIPXDP_MAX_ENTRIES_PER_GEN) +
+                      " class combinations");
   std::sort(seen.begin(), seen.end());
   seen.erase(std::unique(seen.begin(), seen.end()), seen.end());
   return seen;
@@ -439,6 +441,9 @@ Result<CompiledPolicy> compile_policy(const Policy& p, const Slots& slots) {
   out.hdr.default_action = p.default_action == Action::allow ? SIPXDP_ACT_ALLOW : SIPXDP_ACT_DROP;
   out.hdr.nrules = static_cast<uint32_t>(p.rules.size());
   compile_sip(p, slots, out);
+  if (out.lpm4.size() > SIPXDP_MAX_ENTRIES_PER_GEN || out.lpm6.size() > SIPXDP_MAX_ENTRIES_PER_GEN)
+    return make_error("policy too large: more than " + std::to_string(SIPXDP_MAX_ENTRIES_PER_GEN) +
+                      " distinct prefixes of one family");
   (void)fin;
   return out;
 }

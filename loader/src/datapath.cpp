@@ -14,6 +14,7 @@
 #include <sys/statfs.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstdarg>
 #include <cstring>
@@ -437,6 +438,9 @@ Result<ApplySummary> Datapath::apply(const Policy& p, const std::string& source,
     if (!l) return l.error();
     lock.emplace(std::move(l.value()));
   }
+  // The spare generation may still be read by packets if an earlier apply
+  // died between its flip and its wait: wait here too before reusing it.
+  SIPXDP_TRY(I.wait_for_readers());
   auto st = I.read_state();
   if (!st) return st.error();
   uint32_t live = st->active_gen & 1, spare = live ^ 1;
@@ -604,6 +608,8 @@ Result<ApplySummary> Datapath::apply(const Policy& p, const std::string& source,
     return sys_error("cannot write map policy_hdr", errno);
 
   // The flip: one write, after which every new packet sees only the new policy.
+  // (The fence orders the mmap-ed table stores before it.)
+  std::atomic_thread_fence(std::memory_order_seq_cst);
   sipxdp_state ns = st.value();  // keeps manual_bans (ban add/del take the same lock)
   ns.active_gen = spare;
   uint32_t zero = 0;
@@ -631,6 +637,24 @@ int64_t seconds_left(const sipxdp_ban& b, uint64_t now) {
 
 }  // namespace
 
+namespace {
+
+// Counts manual bans so the program can skip their lookup when there are none.
+Status recount_manual_bans(const Fd* maps) {
+  uint32_t n = 0;
+  for_each_key<sipxdp_ban_lpm4>(maps[M_BANP4].get(), [&](const sipxdp_ban_lpm4&) { ++n; });
+  for_each_key<sipxdp_ban_lpm6>(maps[M_BANP6].get(), [&](const sipxdp_ban_lpm6&) { ++n; });
+  uint32_t zero = 0;
+  sipxdp_state st{};
+  if (bpf_map_lookup_elem(maps[M_STATE].get(), &zero, &st) != 0) return sys_error("cannot read map state", errno);
+  st.manual_bans = n;
+  if (bpf_map_update_elem(maps[M_STATE].get(), &zero, &st, BPF_ANY) != 0)
+    return sys_error("cannot write map state", errno);
+  return ok_status();
+}
+
+}  // namespace
+
 Result<std::vector<Datapath::Ban>> Datapath::bans() const {
   const Impl& I = *impl_;
   std::map<uint32_t, std::string> pattern_of;
@@ -643,7 +667,10 @@ Result<std::vector<Datapath::Ban>> Datapath::bans() const {
   };
   std::vector<Ban> out;
   uint64_t now = monotonic_ns();
-  // Expired automatic bans are tidied away here too (the kernel ignores them).
+  // Expired entries are hidden. Automatic ones are left to the LRU (deleting
+  // one here could delete a fresh ban the kernel just wrote); expired manual
+  // ones are removed, under the instance lock, so the program can skip the
+  // prefix lookup again once none are left.
   auto walk = [&](MapId m, auto key, int family, auto plen_of, bool tidy) {
     using Key = decltype(key);
     std::vector<Key> expired;
@@ -663,6 +690,7 @@ Result<std::vector<Datapath::Ban>> Datapath::bans() const {
       out.push_back(x);
     });
     for (auto& e : expired) bpf_map_delete_elem(I.fd(m), &e);
+    return expired.size();
   };
   auto exact = [](const auto& k, uint8_t* addr) {
     std::memcpy(addr, &k, sizeof(k));
@@ -672,30 +700,16 @@ Result<std::vector<Datapath::Ban>> Datapath::bans() const {
     std::memcpy(addr, k.addr, sizeof(k.addr));
     return uint8_t(k.prefixlen);
   };
-  walk(M_BANS4, uint32_t{}, 4, exact, true);
-  walk(M_BANS6, sipxdp_ban6_key{}, 6, exact, true);
-  walk(M_BANP4, sipxdp_ban_lpm4{}, 4, prefix, false);
-  walk(M_BANP6, sipxdp_ban_lpm6{}, 6, prefix, false);
+  std::optional<DirLock> lock;
+  if (!I.dir.empty())
+    if (auto l = DirLock::take(I.dir)) lock.emplace(std::move(l.value()));
+  walk(M_BANS4, uint32_t{}, 4, exact, false);
+  walk(M_BANS6, sipxdp_ban6_key{}, 6, exact, false);
+  size_t removed = walk(M_BANP4, sipxdp_ban_lpm4{}, 4, prefix, true);
+  removed += walk(M_BANP6, sipxdp_ban_lpm6{}, 6, prefix, true);
+  if (removed) SIPXDP_TRY(recount_manual_bans(I.maps));
   return out;
 }
-
-namespace {
-
-// Counts manual bans so the program can skip their lookup when there are none.
-Status recount_manual_bans(const Fd* maps) {
-  uint32_t n = 0;
-  for_each_key<sipxdp_ban_lpm4>(maps[M_BANP4].get(), [&](const sipxdp_ban_lpm4&) { ++n; });
-  for_each_key<sipxdp_ban_lpm6>(maps[M_BANP6].get(), [&](const sipxdp_ban_lpm6&) { ++n; });
-  uint32_t zero = 0;
-  sipxdp_state st{};
-  if (bpf_map_lookup_elem(maps[M_STATE].get(), &zero, &st) != 0) return sys_error("cannot read map state", errno);
-  st.manual_bans = n;
-  if (bpf_map_update_elem(maps[M_STATE].get(), &zero, &st, BPF_ANY) != 0)
-    return sys_error("cannot write map state", errno);
-  return ok_status();
-}
-
-}  // namespace
 
 Status Datapath::ban_add(const Cidr& c, uint32_t seconds) {
   Impl& I = *impl_;

@@ -134,6 +134,11 @@ TEST_CASE("truncated and malformed headers drop on their own counter") {
   auto deep = P().ipv6(kClient6, kServer6);
   for (int i = 0; i < 9; ++i) deep.ext(60);
   h.expect("more IPv6 extension headers than walked", deep.udp(1, 5060).build(), DROP, "malformed");
+  h.expect("three VLAN tags", P().vlan(1, 0x88a8).vlan(2).vlan(3).ipv4(kClient, kServer).udp(1, 5060).build(), DROP,
+           "malformed");
+  // A later IPv6 fragment whose payload looks like more extension headers.
+  auto later = P().ipv6(kClient6, kServer6).fragment(1008, false).proto(0).payload(std::string(64, '\0')).build();
+  h.expect("IPv6 later fragment of a hop-by-hop-looking payload", later, DROP, "fragment");
 }
 
 TEST_CASE("default allow and an empty rule list") {

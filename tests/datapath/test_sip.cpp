@@ -215,6 +215,19 @@ TEST_CASE("headers mode searches User-Agent, From, To and Contact only") {
   h.expect("in the body: not searched", udp(msg("User-Agent: Asterisk\r\n", "v=0\r\ns=friendly-scanner\r\n")), PASS,
            "sip-udp");
   h.expect("a clean 1,400-byte INVITE", udp(payload_with("", 0)), PASS, "sip-udp");
+  h.expect("blank lines before the start line", udp("\r\n\r\n" + msg("User-Agent: friendly-scanner\r\n")), DROP,
+           "scanner:friendly-scanner");
+  h.expect("bare newlines before the start line", udp("\n\n" + msg("User-Agent: sipcli\r\n")), DROP, "scanner:sipcli");
+  std::string two = msg("User-Agent: Linphone\r\n") + msg("User-Agent: sipsak 0.9\r\n");
+  h.expect("UDP: only the first message's headers", udp(two), PASS, "sip-udp");
+  auto tcp = PacketBuilder().ipv4("198.18.8.1", kServer).tcp(40000, 5060, 0x18).payload(two).build();
+  h.expect("TCP: a second message in the segment", tcp, DROP, "scanner:sipsak");
+  std::string many;
+  for (int i = 0; i < 12; ++i) many += "To: <sip:" + std::to_string(i) + "@198.18.0.1>\r\n";
+  h.expect("more searched lines than slots", udp(msg(many + "From: x\r\nContact: <sip:iwar@1.1.1.1>\r\n")), DROP,
+           "scanner:iWar");
+  h.expect("more searched lines than slots, pattern in the body", udp(msg(many, "v=0\r\ns=friendly-scanner\r\n")), PASS,
+           "sip-udp");
 }
 
 TEST_CASE("kernel scan agrees with a naive search on random payloads") {

@@ -26,6 +26,8 @@
 #define SIPXDP_MAX_RULES 16384
 #define SIPXDP_MAX_CLASSES 65536
 #define SIPXDP_PORTS 65536
+/* lpm4, lpm6 and comb hold both generations while a policy edit is written. */
+#define SIPXDP_MAX_ENTRIES_PER_GEN (1 << 20)
 
 /* Port tables: one per protocol kind for the destination side, one for sport. */
 enum sipxdp_port_table {

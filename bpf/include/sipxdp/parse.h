@@ -98,6 +98,9 @@ static __always_inline int parse_eth(struct cursor *c, __u16 *h_proto)
 		proto = vh->proto;
 		c->pos = vh + 1;
 	}
+	/* A third tag: more than we parse, and never let it pass as non-IP. */
+	if (proto == bpf_htons(ETH_P_8021Q) || proto == bpf_htons(ETH_P_8021AD))
+		return -1;
 	*h_proto = bpf_ntohs(proto);
 	return 0;
 }
@@ -180,12 +183,15 @@ static __always_inline int parse_ipv6(struct cursor *c, struct pkt *p)
 				return -1;
 			nexthdr = fh->nexthdr;
 			off = bpf_ntohs(fh->frag_off);
-			if (off & IPV6_FRAG_OFFSET_MASK)
-				p->frag_later = 1;
-			else if (off & IPV6_FRAG_MF)
-				p->frag_first = 1;
 			p->frag_id = bpf_ntohl(fh->identification);
 			c->pos = fh + 1;
+			if (off & IPV6_FRAG_OFFSET_MASK) {
+				/* What follows is payload, not headers. */
+				p->frag_later = 1;
+				goto done;
+			}
+			if (off & IPV6_FRAG_MF)
+				p->frag_first = 1;
 			break;
 		}
 		default:
