@@ -170,6 +170,14 @@ struct {
 	__type(value, struct sipxdp_ban);
 } ban_prefixes6 SEC(".maps");
 
+/* Verdicts of first fragments, keyed by datagram, for the later fragments. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct sipxdp_frag_key);
+	__type(value, struct sipxdp_frag_verdict);
+} frags SEC(".maps");
+
 struct rcu_inner {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 1);
@@ -728,6 +736,57 @@ static __always_inline int verdict(__u32 action)
 	return action == SIPXDP_ACT_ALLOW ? XDP_PASS : XDP_DROP;
 }
 
+static __always_inline void frag_key(const struct pkt *p, struct sipxdp_frag_key *k)
+{
+	__builtin_memset(k, 0, sizeof(*k));
+	k->id = p->frag_id;
+	k->family = p->family;
+	k->proto = p->proto;
+	if (p->family == 4) {
+		__builtin_memcpy(k->src, &p->src.v4, 4);
+		__builtin_memcpy(k->dst, &p->dst.v4, 4);
+	} else {
+		__builtin_memcpy(k->src, p->src.v6, 16);
+		__builtin_memcpy(k->dst, p->dst.v6, 16);
+	}
+}
+
+/* Counts the packet and gives its verdict; a first fragment's verdict is
+ * remembered for the rest of its datagram, which carry no ports to judge.
+ */
+static __always_inline int judge(const struct pkt *p, __u32 slot, __u32 action)
+{
+	count(slot, p->len);
+	if (p->frag_first) {
+		struct sipxdp_frag_key k;
+		struct sipxdp_frag_verdict v = {
+			.expires_ns = bpf_ktime_get_coarse_ns() + SIPXDP_FRAG_TIMEOUT_NS,
+			.action = action,
+			.counter = slot,
+		};
+
+		frag_key(p, &k);
+		bpf_map_update_elem(&frags, &k, &v, BPF_ANY);
+	}
+	return verdict(action);
+}
+
+/* A later fragment gets its first fragment's verdict, on the same counter. */
+static __always_inline int judge_later_fragment(const struct pkt *p)
+{
+	struct sipxdp_frag_key k;
+	struct sipxdp_frag_verdict *v;
+
+	frag_key(p, &k);
+	v = bpf_map_lookup_elem(&frags, &k);
+	if (v && v->expires_ns > bpf_ktime_get_coarse_ns()) {
+		count(v->counter, p->len);
+		return verdict(v->action);
+	}
+	count(SIPXDP_CTR_FRAGMENT, p->len);
+	return XDP_DROP;
+}
+
 static __always_inline int is_martian(const struct pkt *p)
 {
 	if (p->family == 4)
@@ -855,10 +914,8 @@ int xdp_ingress(struct xdp_md *ctx)
 		return XDP_DROP;
 	}
 
-	if (p.frag_later) {
-		count(SIPXDP_CTR_FRAGMENT, p.len);
-		return XDP_DROP;
-	}
+	if (p.frag_later)
+		return judge_later_fragment(&p);
 	if (parse_l4(&c, &p) < 0)
 		goto malformed;
 
@@ -918,16 +975,13 @@ int xdp_ingress(struct xdp_md *ctx)
 
 			if (cfg->flags & SIPXDP_SIP_BAN)
 				ban_source(&p, cfg->ban_ns, slot);
-			count(slot, p.len);
-			return XDP_DROP;
+			return judge(&p, slot, SIPXDP_ACT_DROP);
 		}
 	}
-	count(rule->counter, p.len);
-	return verdict(rule->action);
+	return judge(&p, rule->counter, rule->action);
 
 dflt:
-	count(SIPXDP_CTR_DEFAULT, p.len);
-	return verdict(hdr->default_action);
+	return judge(&p, SIPXDP_CTR_DEFAULT, hdr->default_action);
 
 malformed:
 	count(SIPXDP_CTR_MALFORMED, p.len);

@@ -40,6 +40,8 @@ static_assert(sizeof(sipxdp_pattern) == 72);
 static_assert(sizeof(sipxdp_sip_cfg) == 24);
 static_assert(sizeof(sipxdp_ban) == 32);
 static_assert(sizeof(sipxdp_ban6_key) == 16);
+static_assert(sizeof(sipxdp_frag_key) == 40);
+static_assert(sizeof(sipxdp_frag_verdict) == 16);
 static_assert(sizeof(sipxdp_counter) == 16);
 static_assert(sizeof(sipxdp_manifest_chunk) == SIPXDP_MANIFEST_CHUNK);
 
@@ -54,7 +56,7 @@ constexpr uint32_t kBpfFsMagic = 0xcafe4a11;
 const char* const kMapNames[] = {"state",         "policy_hdr",    "port_class", "lpm4",     "lpm6",
                                  "comb",          "cls_rule",      "counters",   "manifest", "rcu_sync",
                                  "sip_cfg",       "sip_patterns",  "sip_tables", "bans4",    "bans6",
-                                 "ban_prefixes4", "ban_prefixes6", "ban_hint"};
+                                 "ban_prefixes4", "ban_prefixes6", "ban_hint",   "frags"};
 enum MapId {
   M_STATE,
   M_HDR,
@@ -74,6 +76,7 @@ enum MapId {
   M_BANP4,
   M_BANP6,
   M_HINT,
+  M_FRAGS,
   M_NUM
 };
 
@@ -298,7 +301,7 @@ const std::vector<BuiltinCounter>& builtin_counters() {
       {SIPXDP_CTR_IPV6_ND, "ipv6-nd", "allow", "ICMPv6 neighbour discovery"},
       {SIPXDP_CTR_MALFORMED, "malformed", "drop", "truncated or malformed headers"},
       {SIPXDP_CTR_MARTIAN, "martian", "drop", "127.0.0.0/8 or ::1 from outside"},
-      {SIPXDP_CTR_FRAGMENT, "fragment", "drop", "non-first fragments"},
+      {SIPXDP_CTR_FRAGMENT, "fragment", "drop", "later fragments without a first fragment"},
       {SIPXDP_CTR_NO_POLICY, "no-policy", "allow", "no policy loaded"},
       {SIPXDP_CTR_DEFAULT, "default", "", "no rule matched"},
   };
@@ -317,12 +320,12 @@ Result<Datapath> Datapath::load() {
     if (e.err == EPERM) e.what += " (run as root, with CAP_BPF and CAP_NET_ADMIN)";
     return e;
   }
-  struct bpf_map* maps[M_NUM] = {skel->maps.state,         skel->maps.policy_hdr,    skel->maps.port_class,
-                                 skel->maps.lpm4,          skel->maps.lpm6,          skel->maps.comb,
-                                 skel->maps.cls_rule,      skel->maps.counters,      skel->maps.manifest,
-                                 skel->maps.rcu_sync,      skel->maps.sip_cfg,       skel->maps.sip_patterns,
-                                 skel->maps.sip_tables,    skel->maps.bans4,         skel->maps.bans6,
-                                 skel->maps.ban_prefixes4, skel->maps.ban_prefixes6, skel->maps.ban_hint};
+  struct bpf_map* maps[M_NUM] = {
+      skel->maps.state,         skel->maps.policy_hdr, skel->maps.port_class, skel->maps.lpm4,
+      skel->maps.lpm6,          skel->maps.comb,       skel->maps.cls_rule,   skel->maps.counters,
+      skel->maps.manifest,      skel->maps.rcu_sync,   skel->maps.sip_cfg,    skel->maps.sip_patterns,
+      skel->maps.sip_tables,    skel->maps.bans4,      skel->maps.bans6,      skel->maps.ban_prefixes4,
+      skel->maps.ban_prefixes6, skel->maps.ban_hint,   skel->maps.frags};
   for (int i = 0; i < M_NUM; ++i) {
     int fd = fcntl(bpf_map__fd(maps[i]), F_DUPFD_CLOEXEC, 3);
     if (fd < 0) return sys_error("cannot dup map fd", errno);

@@ -4,7 +4,7 @@ import tempfile
 import time
 import unittest
 
-from netns import MANAGER4, SERVER4, SERVER6, SIPXDP, require_root, sh, topology, udp_exchange, write_policy
+from netns import CLIENT4, MANAGER4, PY, SERVER4, SERVER6, SIPXDP, require_root, sh, topology, udp_exchange, write_policy
 
 POLICY = {
     "version": 1,
@@ -149,6 +149,34 @@ class Basic(unittest.TestCase):
             self.assertEqual(r.returncode, 1)
             self.assertIn("no network namespace sx-no-such-ns", r.stderr)
             self.assertFalse(os.path.exists(f"/sys/fs/bpf/sipxdp/nosuchif0@{t.srv}"))
+
+    def test_fragmented_datagrams(self):
+        with topology() as t:
+            t.sipxdp("attach", t.srv_if, "--policy", self.policy)
+            before = t.counts()
+            # 3,000-byte datagrams: three fragments each on a 1,500-byte MTU.
+            sink = t.peer_bg(t.srv, "udp-sink", "5060", "3", "v4")
+            self.assertEqual(sink.stdout.readline().strip(), "ready")
+            t.peer(t.cli, "udp-send", SERVER4, "5060", "10", "3000")
+            out, _ = sink.communicate(timeout=10)
+            self.assertEqual(int(out.strip()), 10, "allowed fragmented datagrams arrive whole")
+            sink = t.peer_bg(t.srv, "udp-sink", "5070", "3", "v4")
+            self.assertEqual(sink.stdout.readline().strip(), "ready")
+            t.peer(t.cli, "udp-send", SERVER4, "5070", "10", "3000")
+            out, _ = sink.communicate(timeout=10)
+            self.assertEqual(int(out.strip()), 0, "denied fragmented datagrams do not")
+            after = t.counts()
+            # Every fragment counts on its datagram's rule: three per datagram.
+            self.assertEqual(after["sip-udp"][0] - before["sip-udp"][0], 30)
+            self.assertGreaterEqual(after["default"][0] - before["default"][0], 30)
+            self.assertEqual(after["fragment"][0], before["fragment"][0])
+            # A forged later fragment alone is dropped on its own counter.
+            t.ns(t.cli, PY, "-c",
+                 "from scapy.all import IP, Raw, send; "
+                 f"send(IP(src='{CLIENT4}', dst='{SERVER4}', proto=17, id=4242, frag=185, flags=0)"
+                 "/Raw(b'x' * 200), verbose=False)")
+            time.sleep(0.3)
+            self.assertEqual(t.counts()["fragment"][0] - after["fragment"][0], 1)
 
     def test_validate(self):
         r = sh([SIPXDP, "validate", self.policy])

@@ -124,6 +124,24 @@ struct sipxdp_state {
 	__u32 pad;
 };
 
+/* Fragments: the first fragment's verdict, applied to the later ones. */
+#define SIPXDP_FRAG_TIMEOUT_NS (30ull * 1000000000ull) /* as net.ipv4.ipfrag_time */
+
+struct sipxdp_frag_key {
+	__u32 id; /* IPv4 ID or IPv6 fragment identification */
+	__u8 family;
+	__u8 proto;
+	__u8 pad[2];
+	__u8 src[16];
+	__u8 dst[16];
+};
+
+struct sipxdp_frag_verdict {
+	__u64 expires_ns; /* CLOCK_MONOTONIC_COARSE */
+	__u32 action;	  /* enum sipxdp_action */
+	__u32 counter;	  /* the first fragment's counter slot */
+};
+
 /* Counter slots (per-CPU packets and bytes, summed by the loader). */
 enum sipxdp_builtin_counter {
 	SIPXDP_CTR_NONIP = 0,	  /* non-IP frames (ARP, LLDP...): pass */
