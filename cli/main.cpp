@@ -9,6 +9,8 @@
 #include <cmath>
 #include <csignal>
 #include <cstdio>
+#include <cstring>
+#include <fstream>
 #include <iostream>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -16,10 +18,15 @@
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#include <fcntl.h>
+#include <ifaddrs.h>
 #include <linux/if_link.h>
 #include <net/if.h>
+#include <netinet/in.h>
+#include <sys/stat.h>
 
 #include "sipxdp/datapath.h"
+#include "sipxdp/guard.h"
 #include "sipxdp/policy.h"
 
 using namespace sipxdp;
@@ -105,7 +112,11 @@ std::string ago(uint64_t t) {
 
 struct AttachCmd {
   std::string iface, policy, mode = "auto";
+  bool force = false;
 };
+
+void check_lockout(const Policy& p, const std::string& iface, bool force, const Global& g);
+bool cancel_pending(const std::string& dir);
 
 void run_attach(const AttachCmd& c, const Global& g) {
   std::string text;
@@ -113,6 +124,7 @@ void run_attach(const AttachCmd& c, const Global& g) {
   XdpMode mode = must(parse_xdp_mode(c.mode), g);
   std::unique_ptr<NetnsScope> ns;
   if (!g.netns.empty()) ns = must(NetnsScope::enter(g.netns), g);
+  check_lockout(p, c.iface, c.force, g);
   Datapath dp = must(Datapath::load(), g);
   auto st = dp.attach_and_pin({c.iface, g.netns, mode}, p, text, abs_path(c.policy));
   if (!st) die(st.error(), g);
@@ -134,6 +146,7 @@ void run_detach(const std::string& iface_arg, bool all, const Global& g) {
     dirs.push_back(pin_dir(iface, g.netns));
   }
   for (auto& d : dirs) {
+    cancel_pending(d);
     auto st = Datapath::detach(d);
     if (!st) die(st.error(), g);
     std::cout << "detached " << d.substr(pin_root().size() + 1) << "\n";
@@ -364,20 +377,158 @@ void run_validate(const std::string& file, const Global& g) {
             << c->lpm4.size() + c->lpm6.size() << " prefixes\n";
 }
 
-void run_apply(const std::string& file, const std::string& iface_arg, const Global& g) {
+// Refuses a policy that would drop the SSH session this command runs in, when
+// the session's server address is on the interface the policy goes on.
+void check_lockout(const Policy& p, const std::string& iface, bool force, const Global& g) {
+  auto ssh = parse_ssh_connection(std::getenv("SSH_CONNECTION"));
+  if (!ssh || force) return;
+  bool on_iface = false;
+  ifaddrs* ifa = nullptr;
+  if (getifaddrs(&ifa) == 0) {
+    for (ifaddrs* i = ifa; i; i = i->ifa_next) {
+      if (!i->ifa_addr || iface != i->ifa_name) continue;
+      if (i->ifa_addr->sa_family == AF_INET && ssh->server.family == 4)
+        on_iface |=
+            std::memcmp(&reinterpret_cast<sockaddr_in*>(i->ifa_addr)->sin_addr, ssh->server.addr.data(), 4) == 0;
+      if (i->ifa_addr->sa_family == AF_INET6 && ssh->server.family == 6)
+        on_iface |=
+            std::memcmp(&reinterpret_cast<sockaddr_in6*>(i->ifa_addr)->sin6_addr, ssh->server.addr.data(), 16) == 0;
+    }
+    freeifaddrs(ifa);
+  }
+  if (!on_iface) return;
+  if (auto why = lockout_reason(p, *ssh))
+    die(make_error("refusing: this policy would drop your SSH session " + ssh->str() + " (" + *why +
+                   "); fix the policy, or use --force"),
+        g);
+}
+
+std::string pending_file(const std::string& dir) {
+  return "/run/sipxdp/" + dir.substr(pin_root().size() + 1) + ".pending";
+}
+
+// Cancels a pending automatic rollback; true when there was one.
+bool cancel_pending(const std::string& dir) {
+  std::ifstream in(pending_file(dir));
+  pid_t pid = 0;
+  if (!(in >> pid) || pid <= 0) return false;
+  ::kill(pid, SIGTERM);
+  ::unlink(pending_file(dir).c_str());
+  return true;
+}
+
+Result<ApplySummary> rollback(const std::string& dir) {
+  auto dp = Datapath::open_pinned(dir);
+  if (!dp) return dp.error();
+  auto m = dp->manifest();
+  if (!m) return m.error();
+  if (m->previous_source.empty()) return make_error("nothing to roll back to: no earlier policy is stored");
+  auto p = parse_policy(m->previous_source, m->previous_path);
+  if (!p) return p.error();
+  return dp->apply(p.value(), m->previous_source, m->previous_path);
+}
+
+// The commit-confirmed timer: a detached process that rolls back after
+// `seconds` unless `sipxdp confirm` (or another apply) stops it first.
+void start_confirm_timer(const std::string& dir, unsigned seconds, const std::string& applied_sha) {
+  ::mkdir("/run/sipxdp", 0700);
+  pid_t pid = fork();
+  if (pid != 0) return;
+  setsid();
+  if (fork() != 0) _exit(0);
+  int null = ::open("/dev/null", O_RDWR);
+  dup2(null, 0), dup2(null, 1), dup2(null, 2);
+  {
+    std::ofstream out(pending_file(dir));
+    out << getpid() << "\n";
+  }
+  sleep(seconds);
+  std::ifstream in(pending_file(dir));
+  pid_t owner = 0;
+  if (!(in >> owner) || owner != getpid()) _exit(0);
+  auto dp = Datapath::open_pinned(dir);
+  if (dp) {
+    auto m = dp->manifest();
+    if (m && m->policy_sha256 == applied_sha) (void)rollback(dir);
+  }
+  ::unlink(pending_file(dir).c_str());
+  _exit(0);
+}
+
+struct ApplyCmd {
+  std::string file, iface;
+  bool dry_run = false, force = false;
+  unsigned confirm = 0;
+};
+
+void print_diff(const PolicyDiff& d) {
+  if (d.empty()) {
+    std::cout << "  no change\n";
+    return;
+  }
+  auto list = [](const char* what, const std::vector<std::string>& v) {
+    if (v.empty()) return;
+    std::cout << "  " << what << ":";
+    for (auto& x : v) std::cout << " " << x;
+    std::cout << "\n";
+  };
+  list("rules added", d.added);
+  list("rules removed", d.removed);
+  list("rules changed", d.changed);
+  list("rules moved", d.moved);
+  list("patterns added", d.patterns_added);
+  list("patterns removed", d.patterns_removed);
+  if (d.default_before != d.default_after)
+    std::cout << "  default action: " << d.default_before << " -> " << d.default_after << "\n";
+}
+
+void run_apply(const ApplyCmd& c, const Global& g) {
   std::string text;
-  Policy p = must(load_policy_file(file, &text), g);
-  std::string iface = resolve_iface(iface_arg, g);
+  Policy p = must(load_policy_file(c.file, &text), g);
+  std::string iface = resolve_iface(c.iface, g);
   std::string dir = pin_dir(iface, g.netns);
   Datapath dp = must(Datapath::open_pinned(dir), g);
+  {
+    std::unique_ptr<NetnsScope> ns;
+    if (!g.netns.empty()) ns = must(NetnsScope::enter(g.netns), g);
+    check_lockout(p, iface, c.force, g);
+  }
+  if (c.dry_run) {
+    auto compiled = compile_policy(p, fresh_counters(p));
+    if (!compiled) die(make_error(c.file + ": " + compiled.error().what), g);
+    Manifest m = must(dp.manifest(), g);
+    std::cout << "dry run: applying " << c.file << " to " << iface << " would change:\n";
+    print_diff(diff_policy(m, p));
+    return;
+  }
+  cancel_pending(dir);
   auto li = Datapath::link_info(dir);
-  ApplySummary s = must(dp.apply(p, text, abs_path(file)), g);
-  std::cout << "applied " << file << " to " << iface << ": " << s.rules << " rules (" << s.added << " new, " << s.kept
+  ApplySummary s = must(dp.apply(p, text, abs_path(c.file)), g);
+  std::cout << "applied " << c.file << " to " << iface << ": " << s.rules << " rules (" << s.added << " new, " << s.kept
             << " kept, " << s.removed << " removed), generation " << s.generation;
   if (li) std::cout << ", program id " << li->prog_id << " unchanged";
   std::cout << "\n";
   for (auto& [name, v] : s.removed_counts)
     std::cout << "  removed rule " << name << " had counted " << v.packets << " packets, " << v.bytes << " bytes\n";
+  if (c.confirm) {
+    start_confirm_timer(dir, c.confirm, sha256_hex(text));
+    std::cout << "run 'sipxdp" << (g.netns.empty() ? "" : " --netns " + g.netns) << " confirm " << iface << "' within "
+              << c.confirm << " s, or the previous policy comes back\n";
+  }
+}
+
+void run_confirm(const std::string& iface_arg, bool roll_back, const Global& g) {
+  std::string iface = resolve_iface(iface_arg, g);
+  std::string dir = pin_dir(iface, g.netns);
+  bool had = cancel_pending(dir);
+  if (!roll_back) {
+    if (!had) die(make_error("nothing to confirm on " + iface), g);
+    std::cout << "confirmed: the policy on " << iface << " stays\n";
+    return;
+  }
+  ApplySummary s = must(rollback(dir), g);
+  std::cout << "rolled back " << iface << " to the previous policy: " << s.rules << " rules, generation "
+            << s.generation << "\n";
 }
 
 }  // namespace
@@ -395,6 +546,7 @@ int main(int argc, char** argv) {
   attach->add_option("-p,--policy", ac.policy, "policy file (JSON)")->required();
   attach->add_option("-m,--mode", ac.mode, "XDP mode: auto, native or generic")
       ->check(CLI::IsMember({"auto", "native", "generic", "drv", "skb"}));
+  attach->add_flag("--force", ac.force, "attach even if the policy would drop this SSH session");
 
   std::string detach_iface;
   bool detach_all = false;
@@ -421,10 +573,20 @@ int main(int argc, char** argv) {
   auto* validate = app.add_subcommand("validate", "check a policy without touching the kernel");
   validate->add_option("file", validate_file, "policy file")->required();
 
-  std::string apply_file, apply_iface;
+  ApplyCmd apc;
   auto* apply = app.add_subcommand("apply", "replace the policy of an attached interface (no reload)");
-  apply->add_option("file", apply_file, "policy file")->required();
-  apply->add_option("-i,--iface", apply_iface, "interface (default: the only one attached)");
+  apply->add_option("file", apc.file, "policy file")->required();
+  apply->add_option("-i,--iface", apc.iface, "interface (default: the only one attached)");
+  apply->add_flag("--dry-run", apc.dry_run, "print what would change; touch nothing");
+  apply->add_flag("--force", apc.force, "apply even if it would drop this SSH session");
+  apply->add_option("--confirm", apc.confirm, "roll back after SECONDS unless 'sipxdp confirm' is run")
+      ->check(CLI::Range(1u, 86400u));
+
+  std::string confirm_iface;
+  auto* confirm = app.add_subcommand("confirm", "keep the policy applied with --confirm");
+  confirm->add_option("iface", confirm_iface, "interface (default: the only one attached)");
+  auto* rollback_cmd = app.add_subcommand("rollback", "put the previous policy back now");
+  rollback_cmd->add_option("iface", confirm_iface, "interface (default: the only one attached)");
 
   std::string bans_iface;
   bool bans_json = false;
@@ -479,6 +641,10 @@ int main(int argc, char** argv) {
   else if (*ban)
     run_ban(bool(*ban_add), ban_addr, ban_seconds, ban_iface, g);
   else if (*apply)
-    run_apply(apply_file, apply_iface, g);
+    run_apply(apc, g);
+  else if (*confirm)
+    run_confirm(confirm_iface, false, g);
+  else if (*rollback_cmd)
+    run_confirm(confirm_iface, true, g);
   return 0;
 }

@@ -386,6 +386,8 @@ Result<Manifest> Datapath::manifest() const {
     m.default_action = j.value("default_action", "");
     m.applied_at = j.value("applied_at", uint64_t(0));
     m.source = j.value("source", "");
+    m.previous_path = j.value("previous_path", "");
+    m.previous_source = j.value("previous_source", "");
     for (auto& r : j.at("rules")) m.rules.push_back({r.at("name"), r.at("match"), r.at("action"), r.at("counter")});
     if (j.contains("patterns"))
       for (auto& r : j.at("patterns")) m.patterns.push_back({r.at("pattern"), r.at("counter")});
@@ -605,6 +607,8 @@ Result<ApplySummary> Datapath::apply(const Policy& p, const std::string& source,
     for (size_t i = 0; i < p.sip.patterns.size(); ++i)
       j["patterns"].push_back({{"pattern", p.sip.patterns[i]}, {"counter", pat_slots[i]}});
     j["source"] = source;
+    j["previous_path"] = old.policy_path;
+    j["previous_source"] = old.source;
     SIPXDP_TRY(I.write_manifest_text(spare, j.dump()));
   }
   if (bpf_map_update_elem(I.fd(M_HDR), &spare, &c.hdr, BPF_ANY) != 0)

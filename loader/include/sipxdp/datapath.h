@@ -47,7 +47,8 @@ struct Manifest {
     uint32_t counter = 0;
   };
   std::vector<Pattern> patterns;
-  std::string source;  // the policy text as applied
+  std::string source;                          // the policy text as applied
+  std::string previous_path, previous_source;  // the policy it replaced (for rollback)
 };
 
 struct CounterValue {

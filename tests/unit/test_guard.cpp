@@ -1,0 +1,74 @@
+#include <doctest/doctest.h>
+
+#include "sipxdp/guard.h"
+
+using namespace sipxdp;
+
+namespace {
+
+Policy parse(const std::string& text) {
+  auto r = parse_policy(text, "g.json");
+  REQUIRE_MESSAGE(r.ok(), (r.ok() ? "" : r.error().what));
+  return r.value();
+}
+
+}  // namespace
+
+TEST_CASE("SSH_CONNECTION parsing") {
+  auto s = parse_ssh_connection("198.18.0.2 40222 198.18.0.1 22");
+  REQUIRE(s);
+  CHECK(s->str() == "198.18.0.2:40222 -> 198.18.0.1:22");
+  auto m = parse_ssh_connection("::ffff:198.18.0.2 1 ::ffff:198.18.0.1 22");
+  REQUIRE(m);
+  CHECK(m->client.family == 4);
+  auto v6 = parse_ssh_connection("2001:db8::2 5 2001:db8::1 2222");
+  REQUIRE(v6);
+  CHECK(v6->str() == "[2001:db8::2]:5 -> [2001:db8::1]:2222");
+  CHECK(!parse_ssh_connection(nullptr));
+  CHECK(!parse_ssh_connection("garbage"));
+  CHECK(!parse_ssh_connection("198.18.0.2 70000 198.18.0.1 22"));
+}
+
+TEST_CASE("lock-out: which policies drop the session") {
+  auto s = parse_ssh_connection("198.18.0.2 40222 198.18.0.1 22").value();
+  CHECK(!lockout_reason(parse(R"({"version":1,"default_action":"drop","rules":[
+    {"name":"ssh","proto":"tcp","dport":22,"action":"allow"}]})"),
+                        s));
+  CHECK(lockout_reason(parse(R"({"version":1,"default_action":"drop","rules":[]})"), s).value() ==
+        "no rule allows it and the default action is drop");
+  CHECK(lockout_reason(parse(R"({"version":1,"default_action":"allow","rules":[
+    {"name":"no-ssh","proto":"tcp","dport":22,"action":"drop"}]})"),
+                       s)
+            .value() == "rule \"no-ssh\" drops it");
+  CHECK(lockout_reason(parse(R"({"version":1,"default_action":"drop","rules":[
+    {"name":"mgmt","proto":"tcp","dport":22,"src":"198.18.9.0/24","action":"allow"}]})"),
+                       s));
+  CHECK(!lockout_reason(parse(R"({"version":1,"default_action":"allow","rules":[]})"), s));
+}
+
+TEST_CASE("policy diff") {
+  Manifest live;
+  live.default_action = "drop";
+  live.rules = {{"a", "udp dport 1", "allow", 512},
+                {"b", "udp dport 2", "allow", 513},
+                {"c", "udp dport 3", "allow", 514},
+                {"d", "udp dport 4", "allow", 515}};
+  live.patterns = {{"friendly-scanner", 600}, {"sipcli", 601}};
+  Policy next = parse(R"({"version":1,"default_action":"allow",
+    "sip":{"scanner_patterns":["sipcli","iWar"]},
+    "rules":[
+      {"name":"c","proto":"udp","dport":3,"action":"allow"},
+      {"name":"a","proto":"udp","dport":1,"action":"allow"},
+      {"name":"b","proto":"udp","dport":2,"action":"drop"},
+      {"name":"e","proto":"udp","dport":5,"action":"allow"}]})");
+  PolicyDiff d = diff_policy(live, next);
+  CHECK(d.added == std::vector<std::string>{"e"});
+  CHECK(d.removed == std::vector<std::string>{"d"});
+  CHECK(d.changed == std::vector<std::string>{"b"});
+  CHECK(d.moved == std::vector<std::string>{"c", "a", "b"});
+  CHECK(d.patterns_added == std::vector<std::string>{"iWar"});
+  CHECK(d.patterns_removed == std::vector<std::string>{"friendly-scanner"});
+  CHECK(d.default_before == "drop");
+  CHECK(d.default_after == "allow");
+  CHECK(!d.empty());
+}
