@@ -239,6 +239,7 @@ json stats_json(const std::string& ifname, const Manifest& m, const std::vector<
   j["policy"] = m.policy_path;
   j["sha256"] = m.policy_sha256;
   j["rules"] = json::array();
+  j["patterns"] = json::array();
   j["builtin"] = json::array();
   for (auto& r : rows) {
     json x = {{"name", r.name},
@@ -246,7 +247,7 @@ json stats_json(const std::string& ifname, const Manifest& m, const std::vector<
               {"action", r.action},
               {"packets", r.value.packets},
               {"bytes", r.value.bytes}};
-    j[r.builtin ? "builtin" : "rules"].push_back(x);
+    j[r.builtin ? "builtin" : r.pattern ? "patterns" : "rules"].push_back(x);
   }
   return j;
 }

@@ -174,6 +174,9 @@ class Parser {
         p.rules.push_back(std::move(r));
       }
     }
+    // Without a "sip" block, the default patterns matter only to rules that inspect.
+    if (!doc.contains("sip") && std::none_of(p.rules.begin(), p.rules.end(), [](auto& r) { return r.inspect_sip; }))
+      p.sip.patterns.clear();
     return p;
   }
 

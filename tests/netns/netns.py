@@ -88,7 +88,7 @@ class Topology:
     def counts(self):
         """{name: (packets, bytes)} for rules and built-ins."""
         s = self.stats()
-        return {r["name"]: (r["packets"], r["bytes"]) for r in s["rules"] + s["builtin"]}
+        return {r["name"]: (r["packets"], r["bytes"]) for r in s["rules"] + s["patterns"] + s["builtin"]}
 
     def peer(self, ns, *args, timeout=30):
         return self.ns(ns, PY, PEER, *args, timeout=timeout)
