@@ -1,5 +1,7 @@
 #include <doctest/doctest.h>
 
+#include "policies.h"
+
 #include <algorithm>
 #include <random>
 
@@ -9,18 +11,8 @@
 using namespace sipxdp;
 using namespace sipxdp::test;
 
-namespace {
-
-Policy parse(const std::string& text) {
-  auto r = parse_policy(text, "t.json");
-  REQUIRE_MESSAGE(r.ok(), (r.ok() ? "" : r.error().what));
-  return r.value();
-}
-
-}  // namespace
-
 TEST_CASE("compiled lookup agrees with first-match on the example") {
-  Policy p = parse(R"({"version":1,"default_action":"drop","rules":[
+  Policy p = parse_ok(R"({"version":1,"default_action":"drop","rules":[
     {"name":"sip-udp","proto":"udp","dport":[5060,5080],"action":"allow"},
     {"name":"rtp","proto":"udp","dport":"16384-32768","action":"allow"},
     {"name":"esl","proto":"tcp","dport":8021,"src":["198.18.0.10/32","2001:db8:5::10/128"],"action":"allow"},
@@ -67,7 +59,7 @@ TEST_CASE("random policies: compiled lookup equals first-match") {
 }
 
 TEST_CASE("counters are the caller's slots") {
-  Policy p = parse(R"({"version":1,"default_action":"drop","rules":[
+  Policy p = parse_ok(R"({"version":1,"default_action":"drop","rules":[
     {"name":"a","proto":"udp","dport":1,"action":"allow"},{"name":"b","proto":"udp","dport":2,"action":"drop"}]})");
   Slots slots = fresh_counters(p);
   slots.rules = {900, 777};

@@ -1,18 +1,11 @@
 #include <doctest/doctest.h>
 
+#include "policies.h"
+
 #include "sipxdp/guard.h"
 
 using namespace sipxdp;
-
-namespace {
-
-Policy parse(const std::string& text) {
-  auto r = parse_policy(text, "g.json");
-  REQUIRE_MESSAGE(r.ok(), (r.ok() ? "" : r.error().what));
-  return r.value();
-}
-
-}  // namespace
+using namespace sipxdp::test;
 
 TEST_CASE("SSH_CONNECTION parsing") {
   auto s = parse_ssh_connection("198.18.0.2 40222 198.18.0.1 22");
@@ -31,19 +24,19 @@ TEST_CASE("SSH_CONNECTION parsing") {
 
 TEST_CASE("lock-out: which policies drop the session") {
   auto s = parse_ssh_connection("198.18.0.2 40222 198.18.0.1 22").value();
-  CHECK(!lockout_reason(parse(R"({"version":1,"default_action":"drop","rules":[
+  CHECK(!lockout_reason(parse_ok(R"({"version":1,"default_action":"drop","rules":[
     {"name":"ssh","proto":"tcp","dport":22,"action":"allow"}]})"),
                         s));
-  CHECK(lockout_reason(parse(R"({"version":1,"default_action":"drop","rules":[]})"), s).value() ==
+  CHECK(lockout_reason(parse_ok(R"({"version":1,"default_action":"drop","rules":[]})"), s).value() ==
         "no rule allows it and the default action is drop");
-  CHECK(lockout_reason(parse(R"({"version":1,"default_action":"allow","rules":[
+  CHECK(lockout_reason(parse_ok(R"({"version":1,"default_action":"allow","rules":[
     {"name":"no-ssh","proto":"tcp","dport":22,"action":"drop"}]})"),
                        s)
             .value() == "rule \"no-ssh\" drops it");
-  CHECK(lockout_reason(parse(R"({"version":1,"default_action":"drop","rules":[
+  CHECK(lockout_reason(parse_ok(R"({"version":1,"default_action":"drop","rules":[
     {"name":"mgmt","proto":"tcp","dport":22,"src":"198.18.9.0/24","action":"allow"}]})"),
                        s));
-  CHECK(!lockout_reason(parse(R"({"version":1,"default_action":"allow","rules":[]})"), s));
+  CHECK(!lockout_reason(parse_ok(R"({"version":1,"default_action":"allow","rules":[]})"), s));
 }
 
 TEST_CASE("policy diff") {
@@ -54,7 +47,7 @@ TEST_CASE("policy diff") {
                 {"c", "udp dport 3", "allow", 514},
                 {"d", "udp dport 4", "allow", 515}};
   live.patterns = {{"friendly-scanner", 600}, {"sipcli", 601}};
-  Policy next = parse(R"({"version":1,"default_action":"allow",
+  Policy next = parse_ok(R"({"version":1,"default_action":"allow",
     "sip":{"scanner_patterns":["sipcli","iWar"]},
     "rules":[
       {"name":"c","proto":"udp","dport":3,"action":"allow"},

@@ -1,16 +1,13 @@
 #include <doctest/doctest.h>
 
+#include "policies.h"
+
 #include "sipxdp/policy.h"
 
 using namespace sipxdp;
+using namespace sipxdp::test;
 
 namespace {
-
-std::string err(const std::string& text) {
-  auto r = parse_policy(text, "p.json");
-  REQUIRE_MESSAGE(!r.ok(), "expected an error for: " << text);
-  return r.error().what;
-}
 
 const char* kExample = R"({
   "version": 1,
@@ -58,60 +55,62 @@ TEST_CASE("protocol forms") {
 }
 
 TEST_CASE("bad JSON names file:line:col") {
-  CHECK(err("{\n  \"version\": 1,\n  \"rules\": [,]\n}").rfind("p.json:3:13: invalid JSON", 0) == 0);
-  CHECK(err("").rfind("p.json:1:1: invalid JSON", 0) == 0);
+  CHECK(parse_err("{\n  \"version\": 1,\n  \"rules\": [,]\n}").rfind("p.json:3:13: invalid JSON", 0) == 0);
+  CHECK(parse_err("").rfind("p.json:1:1: invalid JSON", 0) == 0);
 }
 
 TEST_CASE("semantic errors name the place and the rule") {
   const std::string head = "{\"version\": 1, \"default_action\": \"drop\", \"rules\": [\n";
   auto rule = [&](const std::string& r) { return head + r + "\n]}"; };
 
-  CHECK(err(rule(R"(  {"name": "rtp", "proto": "udp", "dport": "32768-16384", "action": "allow"})")) ==
+  CHECK(parse_err(rule(R"(  {"name": "rtp", "proto": "udp", "dport": "32768-16384", "action": "allow"})")) ==
         "p.json:2:44: rule \"rtp\": port range 32768-16384 is reversed (low-high)");
-  CHECK(err(rule(R"(  {"name": "x", "proto": "udp", "dport": 70000, "action": "allow"})")) ==
+  CHECK(parse_err(rule(R"(  {"name": "x", "proto": "udp", "dport": 70000, "action": "allow"})")) ==
         "p.json:2:42: rule \"x\": port 70000 is out of range (0-65535)");
-  CHECK(err(rule(R"(  {"name": "x", "proto": "udp", "dport": "50a", "action": "allow"})")) ==
+  CHECK(parse_err(rule(R"(  {"name": "x", "proto": "udp", "dport": "50a", "action": "allow"})")) ==
         "p.json:2:42: rule \"x\": bad port \"50a\" (a number, \"lo-hi\", or a list of them)");
-  CHECK(err(rule(R"(  {"name": "x", "proto": "udp", "dports": 5060, "action": "allow"})")) ==
+  CHECK(parse_err(rule(R"(  {"name": "x", "proto": "udp", "dports": 5060, "action": "allow"})")) ==
         "p.json:2:33: rule \"x\": unknown field \"dports\"");
-  CHECK(err(rule(R"(  {"name": "x", "proto": "tcp", "src": ["198.18.0.300/32"], "action": "allow"})")) ==
+  CHECK(parse_err(rule(R"(  {"name": "x", "proto": "tcp", "src": ["198.18.0.300/32"], "action": "allow"})")) ==
         "p.json:2:41: rule \"x\": \"198.18.0.300/32\" is not an IPv4 or IPv6 address or CIDR");
-  CHECK(err(rule(R"(  {"name": "x", "proto": "tcp", "src": "198.18.0.1/24", "action": "allow"})")) ==
+  CHECK(parse_err(rule(R"(  {"name": "x", "proto": "tcp", "src": "198.18.0.1/24", "action": "allow"})")) ==
         "p.json:2:40: rule \"x\": \"198.18.0.1/24\" has host bits set (did you mean 198.18.0.0/24?)");
-  CHECK(err(rule(R"(  {"name": "x", "proto": "tcp", "src": ["2001:db8::/129"], "action": "allow"})")) ==
+  CHECK(parse_err(rule(R"(  {"name": "x", "proto": "tcp", "src": ["2001:db8::/129"], "action": "allow"})")) ==
         "p.json:2:41: rule \"x\": prefix length /129 is too long for IPv6 in \"2001:db8::/129\"");
-  CHECK(err(rule(R"(  {"name": "x", "proto": "udp", "action": "maybe"})")) ==
+  CHECK(parse_err(rule(R"(  {"name": "x", "proto": "udp", "action": "maybe"})")) ==
         "p.json:2:43: rule \"x\": action must be \"allow\" or \"drop\", not \"maybe\"");
-  CHECK(err(rule(R"(  {"name": "x", "proto": "icmp", "dport": 5, "action": "allow"})")) ==
+  CHECK(parse_err(rule(R"(  {"name": "x", "proto": "icmp", "dport": 5, "action": "allow"})")) ==
         "p.json:2:43: rule \"x\": \"dport\" needs \"proto\" tcp or udp (or a list of them)");
-  CHECK(err(rule(R"(  {"name": "x", "dport": 5, "action": "allow"})")) ==
+  CHECK(parse_err(rule(R"(  {"name": "x", "dport": 5, "action": "allow"})")) ==
         "p.json:2:26: rule \"x\": \"dport\" needs \"proto\" tcp or udp (or a list of them)");
-  CHECK(err(rule(R"(  {"name": "x", "proto": "udp", "icmp_type": 8, "action": "allow"})")) ==
+  CHECK(parse_err(rule(R"(  {"name": "x", "proto": "udp", "icmp_type": 8, "action": "allow"})")) ==
         "p.json:2:46: rule \"x\": \"icmp_type\" needs \"proto\" icmp or icmpv6");
-  CHECK(err(rule(R"(  {"name": "x", "proto": "icmp", "icmp_type": 256, "action": "allow"})")) ==
+  CHECK(parse_err(rule(R"(  {"name": "x", "proto": "icmp", "icmp_type": 256, "action": "allow"})")) ==
         "p.json:2:47: rule \"x\": ICMP type 256 is out of range (0-255)");
-  CHECK(err(rule(R"(  {"name": "x", "proto": "sctpx", "action": "allow"})")) ==
+  CHECK(parse_err(rule(R"(  {"name": "x", "proto": "sctpx", "action": "allow"})")) ==
         "p.json:2:26: rule \"x\": unknown protocol \"sctpx\" (tcp, udp, icmp, icmpv6, any, or a number 0-255)");
-  CHECK(err(rule(R"(  {"name": "x", "proto": "udp", "dport": [], "action": "allow"})")) ==
+  CHECK(parse_err(rule(R"(  {"name": "x", "proto": "udp", "dport": [], "action": "allow"})")) ==
         "p.json:2:42: rule \"x\": empty port list (omit the field to match any)");
-  CHECK(err(rule(R"(  {"name": "a b", "action": "allow"})")) ==
+  CHECK(parse_err(rule(R"(  {"name": "a b", "action": "allow"})")) ==
         "p.json:2:12: rule \"a b\": rule names are 1-63 characters of A-Z a-z 0-9 - _ .");
-  CHECK(err(rule(R"(  {"proto": "udp", "action": "allow"})")) == "p.json:2:3: rule #1 has no \"name\"");
-  CHECK(err(rule(R"(  {"name": "x", "proto": "udp"})")) ==
+  CHECK(parse_err(rule(R"(  {"proto": "udp", "action": "allow"})")) == "p.json:2:3: rule #1 has no \"name\"");
+  CHECK(parse_err(rule(R"(  {"name": "x", "proto": "udp"})")) ==
         "p.json:2:3: rule \"x\": missing \"action\" (\"allow\" or \"drop\")");
-  CHECK(err(rule(R"(  {"name": "dup", "action": "allow"},
+  CHECK(parse_err(rule(R"(  {"name": "dup", "action": "allow"},
   {"name": "dup", "action": "drop"})")) ==
         "p.json:3:12: rule \"dup\": duplicate rule name (rule names must be unique)");
 }
 
 TEST_CASE("top-level errors") {
-  CHECK(err(R"({"version": 2, "default_action": "drop"})") ==
+  CHECK(parse_err(R"({"version": 2, "default_action": "drop"})") ==
         "p.json:1:13: unsupported version 2 (this sipxdp reads version 1)");
-  CHECK(err(R"({"default_action": "drop"})") == "p.json:1:1: missing \"version\" (use 1)");
-  CHECK(err(R"({"version": 1})") == "p.json:1:1: missing \"default_action\" (\"allow\" or \"drop\")");
-  CHECK(err(R"({"version": 1, "default_action": "drop", "rulez": []})") == "p.json:1:42: unknown field \"rulez\"");
-  CHECK(err(R"({"version": 1, "default_action": "drop", "rules": {}})") == "p.json:1:51: \"rules\" must be an array");
-  CHECK(err("[1]") == "p.json:1:1: the policy must be a JSON object");
+  CHECK(parse_err(R"({"default_action": "drop"})") == "p.json:1:1: missing \"version\" (use 1)");
+  CHECK(parse_err(R"({"version": 1})") == "p.json:1:1: missing \"default_action\" (\"allow\" or \"drop\")");
+  CHECK(parse_err(R"({"version": 1, "default_action": "drop", "rulez": []})") ==
+        "p.json:1:42: unknown field \"rulez\"");
+  CHECK(parse_err(R"({"version": 1, "default_action": "drop", "rules": {}})") ==
+        "p.json:1:51: \"rules\" must be an array");
+  CHECK(parse_err("[1]") == "p.json:1:1: the policy must be a JSON object");
 }
 
 TEST_CASE("cidr parsing") {

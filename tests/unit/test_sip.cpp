@@ -1,5 +1,7 @@
 #include <doctest/doctest.h>
 
+#include "policies.h"
+
 #include <algorithm>
 #include <cstring>
 #include <random>
@@ -8,14 +10,9 @@
 #include "sipxdp/compiler.h"
 
 using namespace sipxdp;
+using namespace sipxdp::test;
 
 namespace {
-
-std::string err(const std::string& text) {
-  auto r = parse_policy(text, "p.json");
-  REQUIRE_MESSAGE(!r.ok(), "expected an error for: " << text);
-  return r.error().what;
-}
 
 std::string with_sip(const std::string& sip) {
   return "{\"version\": 1, \"default_action\": \"drop\",\n \"sip\": " + sip +
@@ -50,27 +47,27 @@ TEST_CASE("sip block: defaults and fields") {
 }
 
 TEST_CASE("sip block errors name the place") {
-  CHECK(err(with_sip(R"({"scanner_patterns": ["x"]})")) ==
+  CHECK(parse_err(with_sip(R"({"scanner_patterns": ["x"]})")) ==
         "p.json:2:31: sip.scanner_patterns: \"x\" is 1 bytes; patterns are 2-64 bytes");
-  CHECK(err(with_sip(R"({"scanner_patterns": ["ab", "ab"]})")) ==
+  CHECK(parse_err(with_sip(R"({"scanner_patterns": ["ab", "ab"]})")) ==
         "p.json:2:37: sip.scanner_patterns: \"ab\" is listed twice");
-  CHECK(err(with_sip(R"({"scanner_patterns": ["ab", "AB"], "ignore_case": true})")) ==
+  CHECK(parse_err(with_sip(R"({"scanner_patterns": ["ab", "AB"], "ignore_case": true})")) ==
         "p.json:2:37: sip.scanner_patterns: \"AB\" repeats another pattern when case is ignored");
-  CHECK(err(with_sip(R"({"scanner_patterns": "ab"})")) ==
+  CHECK(parse_err(with_sip(R"({"scanner_patterns": "ab"})")) ==
         "p.json:2:30: sip.scanner_patterns must be a list of strings");
-  CHECK(err(with_sip(R"({"ban_seconds": -1})")) ==
+  CHECK(parse_err(with_sip(R"({"ban_seconds": -1})")) ==
         "p.json:2:25: sip.ban_seconds must be a whole number of seconds from 0 to 31536000");
-  CHECK(err(with_sip(R"({"match": "body"})")) ==
+  CHECK(parse_err(with_sip(R"({"match": "body"})")) ==
         "p.json:2:19: sip.match must be \"payload\" or \"headers\", not \"body\"");
-  CHECK(err(with_sip(R"({"trusted": ["198.18.0.1/24"]})")) ==
+  CHECK(parse_err(with_sip(R"({"trusted": ["198.18.0.1/24"]})")) ==
         "p.json:2:22: \"198.18.0.1/24\" has host bits set (did you mean 198.18.0.0/24?)");
-  CHECK(err(with_sip(R"({"ignore_case": 1})")) == "p.json:2:25: sip.ignore_case must be true or false");
-  CHECK(err(with_sip(R"({"patterns": []})")) == "p.json:2:10: sip: unknown field \"patterns\"");
+  CHECK(parse_err(with_sip(R"({"ignore_case": 1})")) == "p.json:2:25: sip.ignore_case must be true or false");
+  CHECK(parse_err(with_sip(R"({"patterns": []})")) == "p.json:2:10: sip: unknown field \"patterns\"");
   std::string many = "[";
   for (int i = 0; i < 65; ++i) many += std::string(i ? "," : "") + "\"p" + std::to_string(i) + "\"";
-  CHECK(err(with_sip("{\"scanner_patterns\": " + many + "]}")) ==
+  CHECK(parse_err(with_sip("{\"scanner_patterns\": " + many + "]}")) ==
         "p.json:2:30: sip.scanner_patterns: 65 patterns, at most 64");
-  CHECK(err(R"({"version":1,"default_action":"drop","rules":[
+  CHECK(parse_err(R"({"version":1,"default_action":"drop","rules":[
     {"name":"p","proto":"icmp","action":"allow","inspect_sip":true}]})") ==
         "p.json:2:63: rule \"p\": \"inspect_sip\" needs \"proto\" udp or tcp (or a list of them)");
 }
