@@ -359,7 +359,6 @@ struct scan_ctx {
 	__u32 pos; /* the next sampled gram ends here */
 	__u32 start, end;
 	__u32 stride;
-	__u32 window;
 	__u32 prefix_len;
 	__u32 icase;
 	int found;
@@ -370,23 +369,21 @@ static __always_inline __u64 want_below(int found)
 	return found ? (1ull << (found - 1)) - 1 : ~0ull;
 }
 
-/* Full check of the candidates for the gram ending at `pos` (bit 0 of `flags`:
- * generation, bit 1: ignore case): 1 + the best pattern index, or 0.
+/* Full check of the candidates for the gram ending at `pos`. `flags` carries
+ * what the sampler already knows (global functions take five arguments):
+ * bit 0 generation, bit 1 ignore case, bits 8-15 the gram's offsets, bits
+ * 16-23 the prefix length. Returns 1 + the best pattern index, or 0.
  */
 __noinline int sipxdp_candidates(__u32 flags, __u32 pos, __u32 start, __u32 end, __u64 want)
 {
-	__u32 zero = 0, gen = flags & 1, icase = flags & 2, j, plen;
+	__u32 zero = 0, gen = flags & 1, icase = flags & 2, j;
+	__u32 offs = (flags >> 8) & 0xff, plen = (flags >> 16) & 0xff;
 	struct scratch *s = bpf_map_lookup_elem(&scratch, &zero);
 	struct sipxdp_scan_tables *t = bpf_map_lookup_elem(&sip_tables, &gen);
-	struct sipxdp_sip_cfg *cfg = bpf_map_lookup_elem(&sip_cfg, &gen);
-	__u32 offs;
 	int best = 0;
 
-	if (!s || !t || !cfg)
+	if (!s || !t)
 		return 0;
-	plen = cfg->prefix_len;
-	offs = t->grams[(((__u32)s->buf[(pos - 1) & SCAN_MASK] << 8) | s->buf[pos & SCAN_MASK]) &
-			0xffff];
 #pragma clang loop unroll(disable)
 	for (j = 0; j < SIPXDP_SCAN_MAX_WINDOW - 1; j++) {
 		__u32 at = pos - 1 - j, word, idx;
@@ -435,7 +432,8 @@ static __always_inline int sample(struct scan_ctx *c, const struct scratch *s,
 	}
 	if (!hit)
 		return 0;
-	return sipxdp_candidates(c->gen | (c->icase ? 2 : 0), pos, c->start, c->end, c->want);
+	return sipxdp_candidates(c->gen | (c->icase ? 2 : 0) | offs << 8 | plen << 16, pos,
+				 c->start, c->end, c->want);
 }
 
 static long scan_step(__u32 i, struct scan_ctx *c)
@@ -485,7 +483,6 @@ __noinline int sipxdp_scan_range(__u32 gen, __u32 start, __u32 end, __u64 want)
 	c.gen = gen;
 	c.start = start;
 	c.end = end;
-	c.window = cfg->window;
 	c.stride = cfg->window - 1;
 	c.prefix_len = cfg->prefix_len;
 	c.icase = cfg->flags & SIPXDP_SIP_IGNORE_CASE;

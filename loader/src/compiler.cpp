@@ -399,7 +399,6 @@ Result<CompiledPolicy> compile_policy(const Policy& p, const Slots& slots) {
     if (!r) return r.error();
     ps = r.value();
   }
-  std::vector<uint32_t> fin = ps;
   if (use_src || use_dst) {
     std::vector<uint32_t> addr;
     for (int family : {4, 6}) {
@@ -424,7 +423,6 @@ Result<CompiledPolicy> compile_policy(const Policy& p, const Slots& slots) {
     }
     auto r = combine(SIPXDP_COMB_FINAL, ps, addr, cls, out);
     if (!r) return r.error();
-    fin = r.value();
   }
 
   out.cls_rule.assign(cls.size(), sipxdp_rule{});
@@ -444,7 +442,6 @@ Result<CompiledPolicy> compile_policy(const Policy& p, const Slots& slots) {
   if (out.lpm4.size() > SIPXDP_MAX_ENTRIES_PER_GEN || out.lpm6.size() > SIPXDP_MAX_ENTRIES_PER_GEN)
     return make_error("policy too large: more than " + std::to_string(SIPXDP_MAX_ENTRIES_PER_GEN) +
                       " distinct prefixes of one family");
-  (void)fin;
   return out;
 }
 
