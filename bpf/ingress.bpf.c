@@ -4,207 +4,10 @@
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
 
+#define SIPXDP_DEFINE_MAPS
 #include "sipxdp/abi.h"
+#include "sipxdp/maps.h"
 #include "sipxdp/parse.h"
-
-/* The generation live now. */
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct sipxdp_state);
-} state SEC(".maps");
-
-/* Per-generation policy header: default action, dimensions in use. */
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, SIPXDP_GENS);
-	__type(key, __u32);
-	__type(value, struct sipxdp_policy_hdr);
-} policy_hdr SEC(".maps");
-
-/* Class of the rules matching a protocol+dport (or ICMP type), or a sport. */
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(map_flags, BPF_F_MMAPABLE);
-	__uint(max_entries, SIPXDP_PORT_CLASS_ENTRIES);
-	__type(key, __u32);
-	__type(value, __u32);
-} port_class SEC(".maps");
-
-/* Class of the rules matching an IPv4 source or destination prefix. */
-struct {
-	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__uint(max_entries, 2 * SIPXDP_MAX_ENTRIES_PER_GEN);
-	__type(key, struct sipxdp_lpm4_key);
-	__type(value, __u32);
-} lpm4 SEC(".maps");
-
-/* Class of the rules matching an IPv6 source or destination prefix. */
-struct {
-	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__uint(max_entries, 2 * SIPXDP_MAX_ENTRIES_PER_GEN);
-	__type(key, struct sipxdp_lpm6_key);
-	__type(value, __u32);
-} lpm6 SEC(".maps");
-
-/* Intersection of two classes (absent: no rule matches both). */
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__uint(max_entries, 2 * SIPXDP_MAX_ENTRIES_PER_GEN);
-	__type(key, struct sipxdp_comb_key);
-	__type(value, __u32);
-} comb SEC(".maps");
-
-/* First rule of a final class: action, counter slot, flags. */
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(map_flags, BPF_F_MMAPABLE);
-	__uint(max_entries, SIPXDP_GENS *SIPXDP_MAX_CLASSES);
-	__type(key, __u32);
-	__type(value, struct sipxdp_rule);
-} cls_rule SEC(".maps");
-
-/* Packets and bytes per built-in path and per rule slot. */
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, SIPXDP_CTR_MAX);
-	__type(key, __u32);
-	__type(value, struct sipxdp_counter);
-} counters SEC(".maps");
-
-/* Compiled policy description (JSON) per generation; read by the loader only. */
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, SIPXDP_GENS *SIPXDP_MANIFEST_CHUNKS);
-	__type(key, __u32);
-	__type(value, struct sipxdp_manifest_chunk);
-} manifest SEC(".maps");
-
-/* Scanner-pattern settings per generation. */
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, SIPXDP_GENS);
-	__type(key, __u32);
-	__type(value, struct sipxdp_sip_cfg);
-} sip_cfg SEC(".maps");
-
-/* Scanner patterns per generation: [gen * SIPXDP_MAX_PATTERNS + i]. */
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, SIPXDP_GENS *SIPXDP_MAX_PATTERNS);
-	__type(key, __u32);
-	__type(value, struct sipxdp_pattern);
-} sip_patterns SEC(".maps");
-
-/* Scanner gram and prefix tables per generation. */
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, SIPXDP_GENS);
-	__type(key, __u32);
-	__type(value, struct sipxdp_scan_tables);
-} sip_tables SEC(".maps");
-
-struct scratch {
-	__u8 buf[SIPXDP_SCAN_MAX + 8]; /* + 8: word reads at the last offset */
-	__u32 nlines;		       /* "headers" mode: the header lines to search */
-	__u32 lines[SIPXDP_MAX_SCAN_LINES][2];
-};
-
-/* Per-CPU copy of the payload being searched. */
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct scratch);
-} scratch SEC(".maps");
-
-/* One bit per hash of a banned source: a clear bit proves "not banned" without
- * the cost of a hash-map lookup. Bits are only ever set; a stale one just costs
- * the lookup it would have saved.
- */
-struct ban_hint {
-	__u64 bits[SIPXDP_BAN_HINT_BITS / 64];
-};
-
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct ban_hint);
-} ban_hint SEC(".maps");
-
-/* IPv4 sources banned for sending a scanner pattern; expiry checked per packet. */
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 65536);
-	__type(key, __u32);
-	__type(value, struct sipxdp_ban);
-} bans4 SEC(".maps");
-
-/* IPv6 sources banned for sending a scanner pattern. */
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 65536);
-	__type(key, struct sipxdp_ban6_key);
-	__type(value, struct sipxdp_ban);
-} bans6 SEC(".maps");
-
-/* Manual bans (sipxdp ban add), any prefix length. */
-struct {
-	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__uint(max_entries, 65536);
-	__type(key, struct sipxdp_ban_lpm4);
-	__type(value, struct sipxdp_ban);
-} ban_prefixes4 SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__uint(max_entries, 65536);
-	__type(key, struct sipxdp_ban_lpm6);
-	__type(value, struct sipxdp_ban);
-} ban_prefixes6 SEC(".maps");
-
-/* Verdicts of first fragments, keyed by datagram, for the later fragments. */
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 16384);
-	__type(key, struct sipxdp_frag_key);
-	__type(value, struct sipxdp_frag_verdict);
-} frags SEC(".maps");
-
-struct rcu_inner {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, __u32);
-};
-
-/* Written by the loader after a generation flip: an update of a map-in-map
- * returns only after an RCU grace period, so once it returns no packet is
- * still being judged by the old generation and its structures may be reused.
- */
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__array(values, struct rcu_inner);
-} rcu_sync SEC(".maps");
-
-static __always_inline void count(__u32 slot, __u32 len)
-{
-	struct sipxdp_counter *c = bpf_map_lookup_elem(&counters, &slot);
-
-	if (c) {
-		c->packets++;
-		c->bytes += len;
-	}
-}
 
 /*
  * Bans. Each packet compares the ban's expiry time with the clock, so a ban
@@ -784,6 +587,49 @@ static __always_inline int judge_later_fragment(const struct pkt *p)
 	return XDP_DROP;
 }
 
+/*
+ * Stateful replies: a packet is a reply when the egress program recorded the
+ * flow it answers (see bpf/egress.bpf.c) within the flow kind's timeout.
+ * ICMP: only echo replies, matched by identifier.
+ */
+static __always_inline int is_reply(const struct pkt *p, const struct sipxdp_policy_hdr *hdr)
+{
+	struct sipxdp_flow_key k;
+	struct sipxdp_flow *f;
+	struct flow_hint *hint;
+	__u32 kind, h;
+
+	switch (p->proto) {
+	case IPPROTO_TCP:
+		kind = SIPXDP_FLOW_TCP;
+		break;
+	case IPPROTO_UDP:
+		kind = SIPXDP_FLOW_UDP;
+		break;
+	case IPPROTO_ICMP:
+		if (p->family != 4 || p->icmp_type != 0)
+			return 0;
+		kind = SIPXDP_FLOW_ICMP;
+		break;
+	case IPPROTO_ICMPV6:
+		if (p->icmp_type != 129)
+			return 0;
+		kind = SIPXDP_FLOW_ICMP;
+		break;
+	default:
+		kind = SIPXDP_FLOW_OTHER;
+	}
+	flow_key(&k, p, 0);
+	h = sipxdp_flow_hash(&k);
+	hint = flow_hint_map();
+	if (!hint ||
+	    !(hint->bits[(h / 64) & (SIPXDP_FLOW_HINT_BITS / 64 - 1)] & (1ull << (h % 64))))
+		return 0;
+	f = bpf_map_lookup_elem(&flows, &k);
+	return f && bpf_ktime_get_coarse_ns() - f->seen_ns <=
+			    (__u64)hdr->flow_timeout_s[kind & 3] * 1000000000ull;
+}
+
 static __always_inline int is_martian(const struct pkt *p)
 {
 	if (p->family == 4)
@@ -878,7 +724,7 @@ int xdp_ingress(struct xdp_md *ctx)
 	struct sipxdp_sip_cfg *cfg;
 	struct sipxdp_policy_hdr *hdr;
 	struct sipxdp_rule *rule;
-	__u32 zero = 0, gen, table, port, cls, idx, l3_off, l4_end;
+	__u32 zero = 0, gen, table, port, cls, idx, l3_off, l4_end, slot, action;
 	__u16 h_proto;
 	int hit;
 
@@ -975,10 +821,20 @@ int xdp_ingress(struct xdp_md *ctx)
 			return judge(&p, slot, SIPXDP_ACT_DROP);
 		}
 	}
-	return judge(&p, rule->counter, rule->action);
+	slot = rule->counter;
+	action = rule->action;
+	goto decide;
 
 dflt:
-	return judge(&p, SIPXDP_CTR_DEFAULT, hdr->default_action);
+	slot = SIPXDP_CTR_DEFAULT;
+	action = hdr->default_action;
+decide:
+	/* What the rules drop may still be the reply to a flow this host opened. */
+	if (action == SIPXDP_ACT_DROP && (hdr->flags & SIPXDP_HDR_STATEFUL) && is_reply(&p, hdr)) {
+		slot = SIPXDP_CTR_ESTABLISHED;
+		action = SIPXDP_ACT_ALLOW;
+	}
+	return judge(&p, slot, action);
 
 malformed:
 	count(SIPXDP_CTR_MALFORMED, p.len);

@@ -125,7 +125,7 @@ void run_attach(const AttachCmd& c, const Global& g) {
   std::unique_ptr<NetnsScope> ns;
   if (!g.netns.empty()) ns = must(NetnsScope::enter(g.netns), g);
   check_lockout(p, c.iface, c.force, g);
-  Datapath dp = must(Datapath::load(), g);
+  Datapath dp = must(Datapath::load(p.flows.table_size.value_or(SIPXDP_FLOWS_DEFAULT)), g);
   auto st = dp.attach_and_pin({c.iface, g.netns, mode}, p, text, abs_path(c.policy));
   if (!st) die(st.error(), g);
   auto li = Datapath::link_info(pin_dir(c.iface, g.netns));
@@ -138,6 +138,8 @@ void run_attach(const AttachCmd& c, const Global& g) {
 // ---- detach -------------------------------------------------------------
 
 void run_detach(const std::string& iface_arg, bool all, const Global& g) {
+  std::unique_ptr<NetnsScope> ns;  // the TC filter is found by interface index
+  if (!g.netns.empty()) ns = must(NetnsScope::enter(g.netns), g);
   std::vector<std::string> dirs;
   if (all) {
     for (auto& [i, d] : instances(g)) dirs.push_back(d);
@@ -154,6 +156,18 @@ void run_detach(const std::string& iface_arg, bool all, const Global& g) {
 }
 
 // ---- status -------------------------------------------------------------
+
+std::string flows_text(const json& j) {
+  if (!j.value("stateful", false)) return "stateful replies off";
+  if (!j.contains("flows")) return "-";
+  const json& f = j["flows"];
+  uint64_t n = f.value("entries", uint64_t(0)), cap = f.value("capacity", uint64_t(1));
+  char buf[160];
+  std::snprintf(buf, sizeof(buf), "%llu/%llu entries (%.1f%%), %llu live", static_cast<unsigned long long>(n),
+                static_cast<unsigned long long>(cap), 100.0 * double(n) / double(cap ? cap : 1),
+                static_cast<unsigned long long>(f.value("live", uint64_t(0))));
+  return buf;
+}
 
 void run_status(bool as_json, const Global& g) {
   json out = json::array();
@@ -195,7 +209,11 @@ void run_status(bool as_json, const Global& g) {
         j["default_action"] = m->default_action;
         j["applied_at"] = m->applied_at;
         j["generation"] = m->generation;
+        j["dscp_rules"] = m->dscp.size();
+        j["stateful"] = m->stateful;
       }
+      if (auto ft = dp->flow_table())
+        j["flows"] = {{"entries", ft->entries}, {"live", ft->live}, {"capacity", ft->capacity}};
     }
     out.push_back(j);
   }
@@ -217,6 +235,8 @@ void run_status(bool as_json, const Global& g) {
               << "  policy  " << j.value("policy", "-") << "\n"
               << "  sha256  " << j.value("sha256", "-") << "\n"
               << "  rules   " << j.value("rules", 0u) << ", default " << j.value("default_action", "-") << "\n"
+              << "  dscp    " << j.value("dscp_rules", 0u) << " rules (tc egress)\n"
+              << "  flows   " << flows_text(j) << "\n"
               << "  applied " << ago(j.value("applied_at", uint64_t(0))) << "\n"
               << "  pins    " << j["pins"].get<std::string>() << "\n";
   }
@@ -240,6 +260,7 @@ json stats_json(const std::string& ifname, const Manifest& m, const std::vector<
   j["sha256"] = m.policy_sha256;
   j["rules"] = json::array();
   j["patterns"] = json::array();
+  j["dscp"] = json::array();
   j["builtin"] = json::array();
   for (auto& r : rows) {
     json x = {{"name", r.name},
@@ -247,7 +268,7 @@ json stats_json(const std::string& ifname, const Manifest& m, const std::vector<
               {"action", r.action},
               {"packets", r.value.packets},
               {"bytes", r.value.bytes}};
-    j[r.builtin ? "builtin" : r.pattern ? "patterns" : "rules"].push_back(x);
+    j[r.builtin ? "builtin" : r.pattern ? "patterns" : r.dscp ? "dscp" : "rules"].push_back(x);
   }
   return j;
 }

@@ -1,5 +1,7 @@
-# bpf_object(NAME SOURCE [DEPENDS headers...])
-#   NAME.bpf.c -> NAME.bpf.o (clang -target bpf) -> NAME.skel.h (bpftool gen skeleton),
+# bpf_object(NAME SOURCES a.bpf.c [b.bpf.c...] [DEPENDS headers...])
+#   each a.bpf.c -> a.bpf.o (clang -target bpf); the objects are linked into
+#   NAME.bpf.o (bpftool gen object: maps declared `extern` in one source are
+#   the same maps as in the other) and NAME.skel.h (bpftool gen skeleton),
 #   exposed as the INTERFACE target NAME_skel whose include directory holds NAME.skel.h.
 #
 # The BPF side uses UAPI headers only (linux/*.h from linux-libc-dev, bpf/*.h from
@@ -17,18 +19,30 @@ endif()
 set(BPF_CFLAGS -g -O2 -target bpf -mcpu=v3 -Wall -Werror
     -I${PROJECT_SOURCE_DIR}/bpf/include -I/usr/include/${BPF_MULTIARCH})
 
-function(bpf_object NAME SOURCE)
-  cmake_parse_arguments(ARG "" "" "DEPENDS" ${ARGN})
-  set(src ${CMAKE_CURRENT_SOURCE_DIR}/${SOURCE})
+function(bpf_object NAME)
+  cmake_parse_arguments(ARG "" "" "SOURCES;DEPENDS" ${ARGN})
   set(obj ${CMAKE_CURRENT_BINARY_DIR}/${NAME}.bpf.o)
   set(skel_dir ${CMAKE_CURRENT_BINARY_DIR}/skel)
   set(skel ${skel_dir}/${NAME}.skel.h)
   file(MAKE_DIRECTORY ${skel_dir})
+  set(parts)
+  foreach(source ${ARG_SOURCES})
+    get_filename_component(base ${source} NAME_WE)
+    set(src ${CMAKE_CURRENT_SOURCE_DIR}/${source})
+    set(part ${CMAKE_CURRENT_BINARY_DIR}/${base}.part.o)
+    add_custom_command(
+      OUTPUT ${part}
+      COMMAND ${BPF_CLANG} ${BPF_CFLAGS} -c ${src} -o ${part}
+      DEPENDS ${src} ${ARG_DEPENDS}
+      COMMENT "BPF ${source}"
+      VERBATIM)
+    list(APPEND parts ${part})
+  endforeach()
   add_custom_command(
     OUTPUT ${obj}
-    COMMAND ${BPF_CLANG} ${BPF_CFLAGS} -c ${src} -o ${obj}
-    DEPENDS ${src} ${ARG_DEPENDS}
-    COMMENT "BPF ${NAME}.bpf.c"
+    COMMAND ${BPFTOOL} gen object ${obj} ${parts}
+    DEPENDS ${parts}
+    COMMENT "BPF link ${NAME}.bpf.o"
     VERBATIM)
   add_custom_command(
     OUTPUT ${skel}

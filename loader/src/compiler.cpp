@@ -270,6 +270,7 @@ Slots fresh_counters(const Policy& p) {
   uint32_t next = SIPXDP_CTR_RULE_BASE;
   for (size_t i = 0; i < p.rules.size(); ++i) s.rules.push_back(next++);
   for (size_t i = 0; i < p.sip.patterns.size(); ++i) s.patterns.push_back(next++);
+  for (size_t i = 0; i < p.dscp.size(); ++i) s.dscp.push_back(next++);
   return s;
 }
 
@@ -337,6 +338,50 @@ void compile_sip(const Policy& p, const Slots& slots, CompiledPolicy& out) {
   }
 }
 
+// DSCP rules, and for their destinations one LPM entry per distinct prefix
+// whose value is the mask of the rules with a prefix covering it (the
+// longest match then names every rule that matches the address).
+void compile_dscp(const Policy& p, const Slots& slots, CompiledPolicy& out) {
+  bool use_dst = false;
+  for (size_t i = 0; i < p.dscp.size(); ++i) {
+    const DscpRule& r = p.dscp[i];
+    sipxdp_dscp_rule k{};
+    k.proto = r.proto;
+    k.dscp = r.dscp;
+    k.counter = slots.dscp[i];
+    k.nsport = static_cast<uint8_t>(r.sport.size());
+    k.ndport = static_cast<uint8_t>(r.dport.size());
+    for (size_t j = 0; j < r.sport.size(); ++j) k.sport[j][0] = r.sport[j].lo, k.sport[j][1] = r.sport[j].hi;
+    for (size_t j = 0; j < r.dport.size(); ++j) k.dport[j][0] = r.dport[j].lo, k.dport[j][1] = r.dport[j].hi;
+    k.dst = !r.dst.empty();
+    use_dst |= k.dst;
+    out.dscp.push_back(k);
+  }
+  std::map<std::pair<int, std::pair<std::array<uint8_t, 16>, uint8_t>>, uint32_t> masks;
+  for (auto& r : p.dscp)
+    for (auto& c : r.dst) masks[{c.family, {c.addr, c.plen}}] = 0;
+  for (auto& [key, mask] : masks) {
+    Cidr c;
+    c.family = key.first;
+    c.addr = key.second.first;
+    c.plen = key.second.second;
+    for (size_t i = 0; i < p.dscp.size(); ++i)
+      for (auto& d : p.dscp[i].dst)
+        if (d.plen <= c.plen && prefix_contains(d, c.family, c.addr)) mask |= 1u << i;
+    if (c.family == 4) {
+      Lpm4Entry e{SIPXDP_DIR_DSCP, {}, c.plen, mask};
+      std::copy_n(c.addr.begin(), 4, e.addr.begin());
+      out.lpm4.push_back(e);
+    } else {
+      out.lpm6.push_back({SIPXDP_DIR_DSCP, c.addr, c.plen, mask});
+    }
+  }
+  out.hdr.ndscp = static_cast<uint32_t>(p.dscp.size());
+  if (use_dst) out.hdr.flags |= SIPXDP_HDR_DSCP_DST;
+  if (p.flows.stateful) out.hdr.flags |= SIPXDP_HDR_STATEFUL;
+  for (int k = 0; k < SIPXDP_FLOW_KINDS; ++k) out.hdr.flow_timeout_s[k] = p.flows.timeout_s[k];
+}
+
 }  // namespace
 
 int compiled_scan(const CompiledPolicy& c, const std::string& payload) {
@@ -369,7 +414,8 @@ int compiled_scan(const CompiledPolicy& c, const std::string& payload) {
 }
 
 Result<CompiledPolicy> compile_policy(const Policy& p, const Slots& slots) {
-  if (slots.rules.size() != p.rules.size() || slots.patterns.size() != p.sip.patterns.size())
+  if (slots.rules.size() != p.rules.size() || slots.patterns.size() != p.sip.patterns.size() ||
+      slots.dscp.size() != p.dscp.size())
     return make_error("internal: counter slots do not match the policy");
   const std::vector<uint32_t>& rule_counter = slots.rules;
   CompiledPolicy out;
@@ -439,6 +485,7 @@ Result<CompiledPolicy> compile_policy(const Policy& p, const Slots& slots) {
   out.hdr.default_action = p.default_action == Action::allow ? SIPXDP_ACT_ALLOW : SIPXDP_ACT_DROP;
   out.hdr.nrules = static_cast<uint32_t>(p.rules.size());
   compile_sip(p, slots, out);
+  compile_dscp(p, slots, out);
   if (out.lpm4.size() > SIPXDP_MAX_ENTRIES_PER_GEN || out.lpm6.size() > SIPXDP_MAX_ENTRIES_PER_GEN)
     return make_error("policy too large: more than " + std::to_string(SIPXDP_MAX_ENTRIES_PER_GEN) +
                       " distinct prefixes of one family");

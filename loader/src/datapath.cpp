@@ -5,11 +5,16 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <linux/if_link.h>
+#include <linux/netlink.h>
+#include <linux/pkt_sched.h>
+#include <linux/rtnetlink.h>
 #include <net/if.h>
+#include <netinet/in.h>
 #include <sched.h>
 #include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/mount.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <unistd.h>
@@ -25,8 +30,8 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
-#include "ingress.skel.h"
 #include "sipxdp/skeleton.h"
+#include "sipxdp_bpf.skel.h"
 
 namespace sipxdp {
 
@@ -34,7 +39,10 @@ static_assert(sizeof(sipxdp_lpm4_key) == 12);
 static_assert(sizeof(sipxdp_lpm6_key) == 24);
 static_assert(sizeof(sipxdp_comb_key) == 12);
 static_assert(sizeof(sipxdp_rule) == 16);
-static_assert(sizeof(sipxdp_policy_hdr) == 16);
+static_assert(sizeof(sipxdp_policy_hdr) == 32);
+static_assert(sizeof(sipxdp_flow_key) == 40);
+static_assert(sizeof(sipxdp_flow) == 8);
+static_assert(sizeof(sipxdp_dscp_rule) == 80);
 static_assert(sizeof(sipxdp_state) == 16);
 static_assert(sizeof(sipxdp_pattern) == 72);
 static_assert(sizeof(sipxdp_sip_cfg) == 24);
@@ -50,13 +58,14 @@ using json = nlohmann::json;
 namespace {
 
 constexpr const char* kLinkPin = "xdp_link";
+constexpr const char* kTcPin = "tc_egress";  // the egress program, to recognise our filter
 constexpr uint32_t kBpfFsMagic = 0xcafe4a11;
 
 // The pinned maps, by name; also the order in which they are pinned.
-const char* const kMapNames[] = {"state",         "policy_hdr",    "port_class", "lpm4",     "lpm6",
-                                 "comb",          "cls_rule",      "counters",   "manifest", "rcu_sync",
-                                 "sip_cfg",       "sip_patterns",  "sip_tables", "bans4",    "bans6",
-                                 "ban_prefixes4", "ban_prefixes6", "ban_hint",   "frags"};
+const char* const kMapNames[] = {
+    "state",         "policy_hdr", "port_class", "lpm4",         "lpm6",       "comb",      "cls_rule", "counters",
+    "manifest",      "rcu_sync",   "sip_cfg",    "sip_patterns", "sip_tables", "bans4",     "bans6",    "ban_prefixes4",
+    "ban_prefixes6", "ban_hint",   "frags",      "flows",        "flow_hint",  "dscp_rules"};
 enum MapId {
   M_STATE,
   M_HDR,
@@ -77,6 +86,9 @@ enum MapId {
   M_BANP6,
   M_HINT,
   M_FRAGS,
+  M_FLOWS,
+  M_FLOW_HINT,
+  M_DSCP,
   M_NUM
 };
 
@@ -198,7 +210,7 @@ int ncpus() {
 }  // namespace
 
 struct Datapath::Impl {
-  Skeleton<ingress> skel;
+  Skeleton<sipxdp_bpf> skel;
   Fd maps[M_NUM];
   std::string dir;  // pin directory, when opened from pins
 
@@ -296,6 +308,7 @@ Result<XdpMode> parse_xdp_mode(const std::string& s) {
 
 const std::vector<BuiltinCounter>& builtin_counters() {
   static const std::vector<BuiltinCounter> v = {
+      {SIPXDP_CTR_ESTABLISHED, "established", "allow", "replies to flows this host opened"},
       {SIPXDP_CTR_BANNED, "banned", "drop", "source banned (sipxdp bans)"},
       {SIPXDP_CTR_NONIP, "non-ip", "allow", "non-IP frames (ARP...)"},
       {SIPXDP_CTR_IPV6_ND, "ipv6-nd", "allow", "ICMPv6 neighbour discovery"},
@@ -304,15 +317,18 @@ const std::vector<BuiltinCounter>& builtin_counters() {
       {SIPXDP_CTR_FRAGMENT, "fragment", "drop", "later fragments without a first fragment"},
       {SIPXDP_CTR_NO_POLICY, "no-policy", "allow", "no policy loaded"},
       {SIPXDP_CTR_DEFAULT, "default", "", "no rule matched"},
+      {SIPXDP_CTR_EGRESS, "egress", "pass", "outbound packets (TC egress)"},
   };
   return v;
 }
 
-Result<Datapath> Datapath::load() {
+Result<Datapath> Datapath::load(uint32_t flow_table_size) {
   Datapath dp;
   auto& skel = dp.impl_->skel;
-  skel = Skeleton<ingress>::open();
+  skel = Skeleton<sipxdp_bpf>::open();
   if (!skel) return sys_error("cannot open the BPF object", errno);
+  if (int e = bpf_map__set_max_entries(skel->maps.flows, flow_table_size); e != 0)
+    return sys_error("cannot size the flow table", -e);
   int err = skel.load();
   if (err) {
     Error e = sys_error("the kernel refused to load the XDP program", err);
@@ -325,7 +341,8 @@ Result<Datapath> Datapath::load() {
       skel->maps.lpm6,          skel->maps.comb,       skel->maps.cls_rule,   skel->maps.counters,
       skel->maps.manifest,      skel->maps.rcu_sync,   skel->maps.sip_cfg,    skel->maps.sip_patterns,
       skel->maps.sip_tables,    skel->maps.bans4,      skel->maps.bans6,      skel->maps.ban_prefixes4,
-      skel->maps.ban_prefixes6, skel->maps.ban_hint,   skel->maps.frags};
+      skel->maps.ban_prefixes6, skel->maps.ban_hint,   skel->maps.frags,      skel->maps.flows,
+      skel->maps.flow_hint,     skel->maps.dscp_rules};
   for (int i = 0; i < M_NUM; ++i) {
     int fd = fcntl(bpf_map__fd(maps[i]), F_DUPFD_CLOEXEC, 3);
     if (fd < 0) return sys_error("cannot dup map fd", errno);
@@ -362,6 +379,38 @@ int Datapath::xdp_prog_fd() const {
   return impl_->skel ? bpf_program__fd(impl_->skel->progs.xdp_ingress) : -1;
 }
 
+int Datapath::tc_prog_fd() const {
+  return impl_->skel ? bpf_program__fd(impl_->skel->progs.tc_egress) : -1;
+}
+
+Result<Datapath::FlowTable> Datapath::flow_table() const {
+  const Impl& I = *impl_;
+  FlowTable t;
+  bpf_map_info info{};
+  uint32_t len = sizeof(info);
+  if (bpf_obj_get_info_by_fd(I.fd(M_FLOWS), &info, &len) != 0) return sys_error("cannot query map flows", errno);
+  t.capacity = info.max_entries;
+  auto st = I.read_state();
+  if (!st) return st.error();
+  sipxdp_policy_hdr hdr{};
+  uint32_t gen = st->active_gen & 1;
+  if (bpf_map_lookup_elem(I.fd(M_HDR), &gen, &hdr) != 0) return sys_error("cannot read map policy_hdr", errno);
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+  uint64_t now = uint64_t(ts.tv_sec) * 1000000000ull + uint64_t(ts.tv_nsec);
+  for_each_key<sipxdp_flow_key>(I.fd(M_FLOWS), [&](const sipxdp_flow_key& k) {
+    sipxdp_flow f{};
+    if (bpf_map_lookup_elem(I.fd(M_FLOWS), &k, &f) != 0) return;
+    ++t.entries;
+    uint32_t kind = k.proto == IPPROTO_TCP                                   ? SIPXDP_FLOW_TCP
+                    : k.proto == IPPROTO_UDP                                 ? SIPXDP_FLOW_UDP
+                    : (k.proto == IPPROTO_ICMP || k.proto == IPPROTO_ICMPV6) ? SIPXDP_FLOW_ICMP
+                                                                             : SIPXDP_FLOW_OTHER;
+    if (now - f.seen_ns <= uint64_t(hdr.flow_timeout_s[kind]) * 1000000000ull) ++t.live;
+  });
+  return t;
+}
+
 Result<uint32_t> Datapath::active_generation() const {
   auto st = impl_->read_state();
   if (!st) return st.error();
@@ -391,6 +440,10 @@ Result<Manifest> Datapath::manifest() const {
     for (auto& r : j.at("rules")) m.rules.push_back({r.at("name"), r.at("match"), r.at("action"), r.at("counter")});
     if (j.contains("patterns"))
       for (auto& r : j.at("patterns")) m.patterns.push_back({r.at("pattern"), r.at("counter")});
+    if (j.contains("dscp"))
+      for (auto& r : j.at("dscp"))
+        m.dscp.push_back({r.at("name"), r.at("match"), r.at("class"), r.at("dscp"), r.at("counter")});
+    m.stateful = j.value("stateful", false);
   } catch (const std::exception& e) {
     return make_error(std::string("the stored manifest is unreadable: ") + e.what());
   }
@@ -423,6 +476,13 @@ Result<std::vector<StatRow>> Datapath::stats() const {
     if (!v) return v.error();
     StatRow row{"scanner:" + pt.pattern, "payload contains \"" + pt.pattern + "\"", "drop", false, v.value()};
     row.pattern = true;
+    rows.push_back(row);
+  }
+  for (auto& d : m->dscp) {
+    auto v = counter(d.counter);
+    if (!v) return v.error();
+    StatRow row{"dscp:" + d.name, d.match + " -> dscp " + std::to_string(d.dscp), d.cls, false, v.value()};
+    row.dscp = true;
     rows.push_back(row);
   }
   for (auto& b : builtin_counters()) {
@@ -474,6 +534,7 @@ Result<ApplySummary> Datapath::apply(const Policy& p, const std::string& source,
     old_pat_slot[pt.pattern] = pt.counter;
     used.insert(pt.counter);
   }
+  for (auto& d : old.dscp) used.insert(d.counter);
   ApplySummary sum;
   std::vector<uint32_t> slots(p.rules.size());
   std::vector<bool> fresh(p.rules.size(), false);
@@ -517,10 +578,36 @@ Result<ApplySummary> Datapath::apply(const Policy& p, const std::string& source,
     used.insert(next);
     reset.push_back(next);
   }
+  std::map<std::string, uint32_t> old_dscp_slot;
+  for (auto& d : old.dscp) old_dscp_slot[d.name] = d.counter;
+  std::vector<uint32_t> dscp_slots(p.dscp.size());
+  for (size_t i = 0; i < p.dscp.size(); ++i) {
+    auto it = old_dscp_slot.find(p.dscp[i].name);
+    if (it != old_dscp_slot.end()) {
+      dscp_slots[i] = it->second;
+      continue;
+    }
+    while (used.count(next)) ++next;
+    if (next >= SIPXDP_CTR_MAX) return make_error("out of counter slots");
+    dscp_slots[i] = next;
+    used.insert(next);
+    reset.push_back(next);
+  }
   for (size_t i = 0; i < p.rules.size(); ++i)
     if (fresh[i]) reset.push_back(slots[i]);
 
-  auto compiled = compile_policy(p, Slots{slots, pat_slots});
+  // The flow table's size is fixed when the program is loaded.
+  if (p.flows.table_size) {
+    bpf_map_info info{};
+    uint32_t len = sizeof(info);
+    if (bpf_obj_get_info_by_fd(I.fd(M_FLOWS), &info, &len) != 0) return sys_error("cannot query map flows", errno);
+    if (info.max_entries != *p.flows.table_size)
+      return make_error("flow_table_size " + std::to_string(*p.flows.table_size) +
+                        " differs from the attached table (" + std::to_string(info.max_entries) +
+                        " flows); it can only change on attach (detach, then attach)");
+  }
+
+  auto compiled = compile_policy(p, Slots{slots, pat_slots, dscp_slots});
   if (!compiled) return compiled.error();
   const CompiledPolicy& c = compiled.value();
 
@@ -587,6 +674,12 @@ Result<ApplySummary> Datapath::apply(const Policy& p, const std::string& source,
   }
   if (bpf_map_update_elem(I.fd(M_SIP_TABLES), &spare, c.tables.get(), BPF_ANY) != 0)
     return sys_error("cannot write map sip_tables", errno);
+  for (uint32_t i = 0; i < SIPXDP_MAX_DSCP_RULES; ++i) {
+    uint32_t key = spare * SIPXDP_MAX_DSCP_RULES + i;
+    sipxdp_dscp_rule r = i < c.dscp.size() ? c.dscp[i] : sipxdp_dscp_rule{};
+    if (bpf_map_update_elem(I.fd(M_DSCP), &key, &r, BPF_ANY) != 0)
+      return sys_error("cannot write map dscp_rules", errno);
+  }
   {
     json j;
     j["abi"] = SIPXDP_ABI_VERSION;
@@ -606,6 +699,14 @@ Result<ApplySummary> Datapath::apply(const Policy& p, const std::string& source,
     j["patterns"] = json::array();
     for (size_t i = 0; i < p.sip.patterns.size(); ++i)
       j["patterns"].push_back({{"pattern", p.sip.patterns[i]}, {"counter", pat_slots[i]}});
+    j["dscp"] = json::array();
+    for (size_t i = 0; i < p.dscp.size(); ++i)
+      j["dscp"].push_back({{"name", p.dscp[i].name},
+                           {"match", p.dscp[i].match_text()},
+                           {"class", p.dscp[i].class_name},
+                           {"dscp", p.dscp[i].dscp},
+                           {"counter", dscp_slots[i]}});
+    j["stateful"] = p.flows.stateful;
     j["source"] = source;
     j["previous_path"] = old.policy_path;
     j["previous_source"] = old.source;
@@ -625,6 +726,7 @@ Result<ApplySummary> Datapath::apply(const Policy& p, const std::string& source,
 
   sum.generation = spare;
   sum.rules = p.rules.size();
+  sum.dscp = p.dscp.size();
   sum.classes = c.classes();
   return sum;
 }
@@ -776,6 +878,85 @@ Status Datapath::ban_del(const Cidr& c) {
   return recount_manual_bans(I.maps);
 }
 
+namespace {
+
+std::string hex(uint32_t v) {
+  char b[16];
+  std::snprintf(b, sizeof(b), "%x", v);
+  return b;
+}
+
+// How many TC filters sit under the clsact qdisc of ifindex (ingress and
+// egress), by a netlink dump; -1 when it cannot be told.
+int clsact_filters(int ifindex) {
+  Fd sock(::socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE));
+  if (!sock.valid()) return -1;
+  int total = 0;
+  for (uint32_t minor : {TC_H_MIN_INGRESS, TC_H_MIN_EGRESS}) {
+    struct {
+      nlmsghdr nh;
+      tcmsg tc;
+    } req{};
+    req.nh.nlmsg_len = sizeof(req);
+    req.nh.nlmsg_type = RTM_GETTFILTER;
+    req.nh.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
+    req.nh.nlmsg_seq = minor;
+    req.tc.tcm_family = AF_UNSPEC;
+    req.tc.tcm_ifindex = ifindex;
+    req.tc.tcm_parent = TC_H_MAKE(TC_H_CLSACT, minor);
+    if (::send(sock.get(), &req, sizeof(req), 0) < 0) return -1;
+    for (bool done = false; !done;) {
+      alignas(nlmsghdr) char buf[16384];
+      ssize_t n = ::recv(sock.get(), buf, sizeof(buf), 0);
+      if (n <= 0) return -1;
+      for (auto* h = reinterpret_cast<nlmsghdr*>(buf); NLMSG_OK(h, n); h = NLMSG_NEXT(h, n)) {
+        if (h->nlmsg_type == NLMSG_DONE)
+          done = true;
+        else if (h->nlmsg_type == NLMSG_ERROR)
+          return -1;
+        else if (h->nlmsg_type == RTM_NEWTFILTER)
+          ++total;
+      }
+    }
+  }
+  return total;
+}
+
+// Removes our egress filter if it is still ours (the pinned program), and the
+// clsact qdisc if sipxdp created it.
+Status detach_tc(int state_fd, int ifindex, const std::string& dir) {
+  uint32_t zero = 0;
+  sipxdp_state st{};
+  if (bpf_map_lookup_elem(state_fd, &zero, &st) != 0) return sys_error("cannot read map state", errno);
+  if (!(st.tc_flags & SIPXDP_TC_ATTACHED)) return ok_status();
+  uint32_t ours = 0;
+  {
+    Fd prog(bpf_obj_get((dir + "/" + kTcPin).c_str()));
+    bpf_prog_info info{};
+    uint32_t len = sizeof(info);
+    if (prog.valid() && bpf_obj_get_info_by_fd(prog.get(), &info, &len) == 0) ours = info.id;
+  }
+  LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex, .attach_point = BPF_TC_EGRESS);
+  LIBBPF_OPTS(bpf_tc_opts, q, .handle = SIPXDP_TC_HANDLE, .priority = SIPXDP_TC_PRIORITY);
+  int err = bpf_tc_query(&hook, &q);
+  if (err == 0 && ours && q.prog_id == ours) {
+    LIBBPF_OPTS(bpf_tc_opts, d, .handle = SIPXDP_TC_HANDLE, .priority = SIPXDP_TC_PRIORITY);
+    err = bpf_tc_detach(&hook, &d);
+    if (err && err != -ENOENT) return sys_error("cannot detach the TC egress filter", -err);
+  }
+  // Our clsact goes with us, unless someone has put filters of their own on it since.
+  if ((st.tc_flags & SIPXDP_TC_OWN_CLSACT) && clsact_filters(ifindex) == 0) {
+    hook.attach_point = static_cast<bpf_tc_attach_point>(BPF_TC_INGRESS | BPF_TC_EGRESS);
+    err = bpf_tc_hook_destroy(&hook);
+    if (err && err != -ENOENT && err != -EINVAL) return sys_error("cannot remove the clsact qdisc", -err);
+  }
+  st.tc_flags = 0;
+  bpf_map_update_elem(state_fd, &zero, &st, BPF_ANY);
+  return ok_status();
+}
+
+}  // namespace
+
 Status Datapath::attach_and_pin(const AttachOptions& o, const Policy& p, const std::string& source,
                                 const std::string& path) {
   Impl& I = *impl_;
@@ -828,6 +1009,44 @@ Status Datapath::attach_and_pin(const AttachOptions& o, const Policy& p, const s
   // The policy is live before the first packet reaches the program.
   if (auto a = apply(p, source, path); !a) return fail(a.error());
 
+  // TC egress first: recording flows and marking DSCP is harmless on its own,
+  // and a failed XDP attach below undoes it.
+  std::string tc_path = dir + "/" + kTcPin;
+  if (bpf_obj_pin(tc_prog_fd(), tc_path.c_str()) != 0)
+    return fail(sys_error("cannot pin program at " + tc_path, errno));
+  uint32_t tc_flags = 0;
+  {
+    LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = static_cast<int>(ifindex), .attach_point = BPF_TC_EGRESS);
+    int err = bpf_tc_hook_create(&hook);
+    if (err && err != -EEXIST) return fail(sys_error("cannot create the clsact qdisc on " + o.ifname + where, -err));
+    if (!err) tc_flags |= SIPXDP_TC_OWN_CLSACT;
+    LIBBPF_OPTS(bpf_tc_opts, to, .prog_fd = tc_prog_fd(), .handle = SIPXDP_TC_HANDLE, .priority = SIPXDP_TC_PRIORITY);
+    err = bpf_tc_attach(&hook, &to);
+    if (err) {
+      Error e = sys_error("cannot attach the TC egress filter on " + o.ifname + where, -err);
+      if (err == -EEXIST)
+        e.what += " (a filter already holds handle 0x" + hex(SIPXDP_TC_HANDLE) + " priority " +
+                  std::to_string(SIPXDP_TC_PRIORITY) + ")";
+      if (tc_flags & SIPXDP_TC_OWN_CLSACT) {
+        hook.attach_point = static_cast<bpf_tc_attach_point>(BPF_TC_INGRESS | BPF_TC_EGRESS);
+        bpf_tc_hook_destroy(&hook);
+      }
+      return fail(e);
+    }
+    tc_flags |= SIPXDP_TC_ATTACHED;
+    auto st = I.read_state();
+    if (!st) return fail(st.error());
+    sipxdp_state ns = st.value();
+    ns.tc_flags = tc_flags;
+    uint32_t zero = 0;
+    if (bpf_map_update_elem(I.fd(M_STATE), &zero, &ns, BPF_ANY) != 0)
+      return fail(sys_error("cannot write map state", errno));
+  }
+  auto undo_tc = [&](Error e) -> Status {
+    (void)detach_tc(I.fd(M_STATE), static_cast<int>(ifindex), dir);
+    return fail(e);
+  };
+
   uint32_t flags = o.mode == XdpMode::native ? XDP_FLAGS_DRV_MODE : o.mode == XdpMode::generic ? XDP_FLAGS_SKB_MODE : 0;
   LIBBPF_OPTS(bpf_link_create_opts, lo, .flags = flags);
   Fd link(bpf_link_create(xdp_prog_fd(), static_cast<int>(ifindex), BPF_XDP, &lo));
@@ -837,10 +1056,11 @@ Status Datapath::attach_and_pin(const AttachOptions& o, const Policy& p, const s
     if (e == EOPNOTSUPP || e == EINVAL) why += " (the driver may lack native XDP; try --mode generic)";
     Error err = sys_error(why, e);
     err.detail = libbpf_log_tail();
-    return fail(err);
+    return undo_tc(err);
   }
   std::string link_path = dir + "/" + kLinkPin;
-  if (bpf_obj_pin(link.get(), link_path.c_str()) != 0) return fail(sys_error("cannot pin link at " + link_path, errno));
+  if (bpf_obj_pin(link.get(), link_path.c_str()) != 0)
+    return undo_tc(sys_error("cannot pin link at " + link_path, errno));
   return ok_status();
 }
 
@@ -864,9 +1084,13 @@ Status Datapath::detach(const std::string& dir) {
   if (stat(dir.c_str(), &sb) != 0) return sys_error("nothing attached at " + dir, errno);
   std::string link_path = dir + "/" + kLinkPin;
   Fd fd(bpf_obj_get(link_path.c_str()));
+  uint32_t ifindex = 0;
+  if (auto li = link_info(dir)) ifindex = li->ifindex;
   // Detach explicitly: another process holding the link must not keep it attached.
   if (fd.valid() && bpf_link_detach(fd.get()) != 0 && errno != EINVAL && errno != ENOLINK)
     return sys_error("cannot detach link " + link_path, errno);
+  Fd state(bpf_obj_get((dir + "/state").c_str()));
+  if (state.valid() && ifindex) SIPXDP_TRY(detach_tc(state.get(), static_cast<int>(ifindex), dir));
   remove_dir(dir);
   if (stat(dir.c_str(), &sb) == 0) return make_error("could not remove every pin under " + dir);
   return ok_status();

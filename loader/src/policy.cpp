@@ -145,7 +145,8 @@ class Parser {
   Policy run(const json& doc) {
     Policy p;
     if (!doc.is_object()) fail({}, "the policy must be a JSON object");
-    static const std::set<std::string> known = {"version", "default_action", "description", "rules", "sip"};
+    static const std::set<std::string> known = {"version", "default_action", "description",   "rules",          "sip",
+                                                "dscp",    "stateful",       "flow_timeouts", "flow_table_size"};
     for (auto& [k, v] : doc.items()) {
       if (!known.count(k)) fail({k}, "unknown field \"" + k + "\"", true);
     }
@@ -174,6 +175,22 @@ class Parser {
         p.rules.push_back(std::move(r));
       }
     }
+    if (doc.contains("dscp")) {
+      const json& ds = doc["dscp"];
+      if (!ds.is_array()) fail({"dscp"}, "\"dscp\" must be an array of DSCP rules");
+      if (ds.size() > SIPXDP_MAX_DSCP_RULES)
+        fail({"dscp"}, "too many DSCP rules: " + std::to_string(ds.size()) + " (at most " +
+                           std::to_string(SIPXDP_MAX_DSCP_RULES) + ")");
+      std::set<std::string> names;
+      for (size_t i = 0; i < ds.size(); ++i) {
+        DscpRule r = dscp_rule(ds[i], {"dscp", i});
+        if (!names.insert(r.name).second)
+          fail({"dscp", i, "name"}, "duplicate DSCP rule name (DSCP rule names must be unique)", false, r.name);
+        p.dscp.push_back(std::move(r));
+      }
+      cur_rule_.clear();
+    }
+    flows(doc, p.flows);
     // Without a "sip" block, the default patterns matter only to rules that inspect.
     if (!doc.contains("sip") && std::none_of(p.rules.begin(), p.rules.end(), [](auto& r) { return r.inspect_sip; }))
       p.sip.patterns.clear();
@@ -284,12 +301,7 @@ class Parser {
       return p;
     };
     if (!v.contains("name")) fail(at, "rule #" + std::to_string(std::get<size_t>(at[1]) + 1) + " has no \"name\"");
-    if (!v["name"].is_string()) fail(sub("name"), "\"name\" must be a string");
-    r.name = v["name"].get<std::string>();
-    if (r.name.empty() || r.name.size() > 63 || !std::all_of(r.name.begin(), r.name.end(), [](char c) {
-          return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.';
-        }))
-      fail(sub("name"), "rule names are 1-63 characters of A-Z a-z 0-9 - _ .");
+    r.name = name(v["name"], sub("name"));
     if (!v.contains("action")) fail(at, "missing \"action\" (\"allow\" or \"drop\")");
     r.action = action(v["action"], sub("action"));
     if (v.contains("comment")) {
@@ -320,25 +332,125 @@ class Parser {
       if (r.inspect_sip && !only({ProtoKind::tcp, ProtoKind::udp}))
         fail(sub("inspect_sip"), "\"inspect_sip\" needs \"proto\" udp or tcp (or a list of them)");
     }
-    for (const char* f : {"src", "dst"}) {
-      if (!v.contains(f)) continue;
-      auto& out = std::strcmp(f, "src") == 0 ? r.src : r.dst;
-      const json& x = v[f];
-      Path p = sub(f);
-      if (x.is_string()) {
-        out.push_back(cidr(x, p));
-      } else if (x.is_array()) {
-        if (x.empty()) fail(p, std::string("\"") + f + "\" is an empty list (omit it to match any address)");
-        for (size_t i = 0; i < x.size(); ++i) {
-          Path q = p;
-          q.push_back(i);
-          out.push_back(cidr(x[i], q));
-        }
-      } else {
-        fail(p, std::string("\"") + f + "\" must be a CIDR string or a list of them");
+    for (const char* f : {"src", "dst"})
+      if (v.contains(f)) (std::strcmp(f, "src") == 0 ? r.src : r.dst) = cidrs(v[f], sub(f), f);
+    return r;
+  }
+
+  void flows(const json& doc, FlowConfig& out) {
+    if (doc.contains("stateful")) {
+      if (!doc["stateful"].is_boolean()) fail({"stateful"}, "\"stateful\" must be true or false");
+      out.stateful = doc["stateful"].get<bool>();
+    }
+    if (doc.contains("flow_timeouts")) {
+      const json& t = doc["flow_timeouts"];
+      if (!t.is_object())
+        fail({"flow_timeouts"}, "\"flow_timeouts\" must be an object like {\"udp\": 60, \"tcp\": 600}");
+      static const char* const kinds[] = {"tcp", "udp", "icmp", "other"};
+      for (auto& [k, x] : t.items()) {
+        Path at = {"flow_timeouts", k};
+        auto it = std::find_if(std::begin(kinds), std::end(kinds), [&](const char* n) { return k == n; });
+        if (it == std::end(kinds))
+          fail(at, "flow_timeouts: unknown protocol \"" + k + "\" (tcp, udp, icmp, other)", true);
+        if (!x.is_number_integer() || x.get<int64_t>() < 1 || x.get<int64_t>() > 7 * 86400)
+          fail(at, "flow_timeouts." + k + " must be a whole number of seconds from 1 to 604800");
+        out.timeout_s[it - std::begin(kinds)] = static_cast<uint32_t>(x.get<int64_t>());
       }
     }
+    if (doc.contains("flow_table_size")) {
+      const json& n = doc["flow_table_size"];
+      if (!n.is_number_integer() || n.get<int64_t>() < 1024 || n.get<int64_t>() > (1 << 24))
+        fail({"flow_table_size"}, "flow_table_size must be a whole number of flows from 1024 to 16777216");
+      out.table_size = static_cast<uint32_t>(n.get<int64_t>());
+    }
+  }
+
+  DscpRule dscp_rule(const json& v, Path at) {
+    cur_rule_.clear();
+    if (!v.is_object()) fail(at, "a DSCP rule must be a JSON object");
+    static const std::set<std::string> known = {"name", "proto", "sport", "dport", "dst", "class", "comment"};
+    DscpRule r;
+    if (v.contains("name") && v["name"].is_string()) cur_rule_ = v["name"].get<std::string>();
+    auto sub = [&](const char* k) {
+      Path p = at;
+      p.push_back(std::string(k));
+      return p;
+    };
+    for (auto& [k, x] : v.items()) {
+      Path p = at;
+      p.push_back(k);
+      if (!known.count(k)) fail(p, "unknown field \"" + k + "\" in a DSCP rule", true);
+    }
+    if (!v.contains("name")) fail(at, "DSCP rule #" + std::to_string(std::get<size_t>(at[1]) + 1) + " has no \"name\"");
+    r.name = name(v["name"], sub("name"));
+    if (!v.contains("class")) fail(at, "missing \"class\" (cs0-cs7, af11-af43, ef, va, le, or 0-63)");
+    const json& c = v["class"];
+    std::optional<uint8_t> dscp;
+    if (c.is_string()) {
+      r.class_name = c.get<std::string>();
+      dscp = parse_dscp_class(r.class_name);
+    } else if (c.is_number_integer() && c.get<int64_t>() >= 0 && c.get<int64_t>() <= 63) {
+      r.class_name = std::to_string(c.get<int64_t>());
+      dscp = static_cast<uint8_t>(c.get<int64_t>());
+    }
+    if (!dscp) fail(sub("class"), "unknown DSCP class " + c.dump() + " (cs0-cs7, af11-af43, ef, va, le, or 0-63)");
+    r.dscp = *dscp;
+    if (v.contains("comment")) {
+      if (!v["comment"].is_string()) fail(sub("comment"), "\"comment\" must be a string");
+      r.comment = v["comment"].get<std::string>();
+    }
+    if (v.contains("proto")) {
+      Rule tmp;
+      bool any = true;
+      if (v["proto"].is_array()) fail(sub("proto"), "a DSCP rule matches one protocol (write one rule per protocol)");
+      protos(v["proto"], sub("proto"), tmp, any);
+      if (!any) {
+        if (!tmp.other_protos.empty()) {
+          r.proto = tmp.other_protos[0];
+        } else {
+          static const uint8_t num[] = {6, 17, 1, 58};
+          r.proto = num[static_cast<int>(tmp.protos[0])];
+        }
+      }
+    }
+    for (const char* f : {"sport", "dport"}) {
+      if (!v.contains(f)) continue;
+      if (r.proto != 6 && r.proto != 17) fail(sub(f), std::string("\"") + f + "\" needs \"proto\" tcp or udp");
+      auto rs = ports(v[f], sub(f), 65535, "port");
+      if (rs.size() > SIPXDP_DSCP_RANGES)
+        fail(sub(f), std::string("\"") + f + "\": " + std::to_string(rs.size()) + " ports or ranges, at most " +
+                         std::to_string(SIPXDP_DSCP_RANGES) + " in a DSCP rule");
+      (std::strcmp(f, "sport") == 0 ? r.sport : r.dport) = rs;
+    }
+    if (v.contains("dst")) r.dst = cidrs(v["dst"], sub("dst"), "dst");
     return r;
+  }
+
+  std::string name(const json& v, const Path& at) {
+    if (!v.is_string()) fail(at, "\"name\" must be a string");
+    std::string n = v.get<std::string>();
+    if (n.empty() || n.size() > 63 || !std::all_of(n.begin(), n.end(), [](char c) {
+          return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.';
+        }))
+      fail(at, "rule names are 1-63 characters of A-Z a-z 0-9 - _ .");
+    return n;
+  }
+
+  std::vector<Cidr> cidrs(const json& x, const Path& p, const char* f) {
+    std::vector<Cidr> out;
+    if (x.is_string()) {
+      out.push_back(cidr(x, p));
+    } else if (x.is_array()) {
+      if (x.empty()) fail(p, std::string("\"") + f + "\" is an empty list (omit it to match any address)");
+      for (size_t i = 0; i < x.size(); ++i) {
+        Path q = p;
+        q.push_back(i);
+        out.push_back(cidr(x[i], q));
+      }
+    } else {
+      fail(p, std::string("\"") + f + "\" must be a CIDR string or a list of them");
+    }
+    return out;
   }
 
   void protos(const json& v, const Path& at, Rule& r, bool& any) {
@@ -467,6 +579,15 @@ std::string join_ranges(const std::vector<PortRange>& rs) {
   return s;
 }
 
+// The first three prefixes and how many more.
+std::string cidr_list_text(const std::vector<Cidr>& cs) {
+  std::string t;
+  size_t shown = std::min<size_t>(cs.size(), 3);
+  for (size_t i = 0; i < shown; ++i) t += (i ? "," : "") + cs[i].str();
+  if (cs.size() > shown) t += ",+" + std::to_string(cs.size() - shown);
+  return t;
+}
+
 }  // namespace
 
 std::string Cidr::str() const {
@@ -517,6 +638,40 @@ const std::vector<std::string>& SipConfig::default_patterns() {
   return v;
 }
 
+std::optional<uint8_t> parse_dscp_class(const std::string& in) {
+  std::string s = in;
+  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
+  if (s == "ef") return 46;
+  if (s == "va") return 44;
+  if (s == "le") return 1;
+  if (s == "be" || s == "default") return 0;
+  if (s.size() == 3 && s.compare(0, 2, "cs") == 0 && s[2] >= '0' && s[2] <= '7')
+    return static_cast<uint8_t>((s[2] - '0') * 8);
+  if (s.size() == 4 && s.compare(0, 2, "af") == 0 && s[2] >= '1' && s[2] <= '4' && s[3] >= '1' && s[3] <= '3')
+    return static_cast<uint8_t>((s[2] - '0') * 8 + (s[3] - '0') * 2);
+  if (!s.empty() && s.size() <= 2 && std::all_of(s.begin(), s.end(), ::isdigit) && std::stoi(s) <= 63)
+    return static_cast<uint8_t>(std::stoi(s));
+  return std::nullopt;
+}
+
+std::string DscpRule::match_text() const {
+  std::string s;
+  auto add = [&](const std::string& w) {
+    if (!s.empty()) s += " ";
+    s += w;
+  };
+  add(proto == 0    ? "any"
+      : proto == 6  ? "tcp"
+      : proto == 17 ? "udp"
+      : proto == 1  ? "icmp"
+      : proto == 58 ? "icmpv6"
+                    : std::to_string(proto));
+  if (!sport.empty()) add("sport " + join_ranges(sport));
+  if (!dport.empty()) add("dport " + join_ranges(dport));
+  if (!dst.empty()) add("dst " + cidr_list_text(dst));
+  return s;
+}
+
 const char* action_name(Action a) {
   return a == Action::allow ? "allow" : "drop";
 }
@@ -550,12 +705,7 @@ std::string Rule::match_text() const {
   if (!sport.empty()) add("sport " + join_ranges(sport));
   if (!icmp_type.empty()) add("type " + join_ranges(icmp_type));
   auto cidrs = [&](const char* w, const std::vector<Cidr>& cs) {
-    if (cs.empty()) return;
-    std::string t;
-    size_t shown = std::min<size_t>(cs.size(), 3);
-    for (size_t i = 0; i < shown; ++i) t += (i ? "," : "") + cs[i].str();
-    if (cs.size() > shown) t += ",+" + std::to_string(cs.size() - shown);
-    add(std::string(w) + " " + t);
+    if (!cs.empty()) add(std::string(w) + " " + cidr_list_text(cs));
   };
   cidrs("src", src);
   cidrs("dst", dst);

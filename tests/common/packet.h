@@ -74,6 +74,20 @@ class PacketBuilder {
     payload_.assign(n, fill);
     return *this;
   }
+  // IPv4 TOS or IPv6 traffic class (DSCP << 2 | ECN), and the IPv6 flow label.
+  PacketBuilder& tos(uint8_t t) {
+    tos_ = t;
+    return *this;
+  }
+  PacketBuilder& flow_label(uint32_t f) {
+    flow_label_ = f & 0xfffff;
+    return *this;
+  }
+  // ICMP echo identifier (and sequence 1).
+  PacketBuilder& echo_id(uint16_t id) {
+    echo_id_ = id;
+    return *this;
+  }
   PacketBuilder& ethertype(uint16_t t) {
     ethertype_ = t;
     return *this;
@@ -95,7 +109,7 @@ class PacketBuilder {
     if (family_ == 4) {
       size_t start = out.size();
       out.push_back(0x45);
-      out.push_back(0);
+      out.push_back(tos_);
       put16(out, static_cast<uint16_t>(20 + l4.size()));
       put16(out, static_cast<uint16_t>(frag_id_));
       uint16_t fo = frag_ ? static_cast<uint16_t>((frag_off_ / 8) | (frag_more_ ? 0x2000 : 0)) : 0;
@@ -115,9 +129,9 @@ class PacketBuilder {
       std::vector<uint8_t> chain = exts_;
       if (frag_) chain.push_back(44);
       size_t ext_len = exts_.size() * 8 + (frag_ ? 8 : 0);
-      out.push_back(0x60);
-      out.push_back(0);
-      put16(out, 0);
+      out.push_back(static_cast<uint8_t>(0x60 | (tos_ >> 4)));
+      out.push_back(static_cast<uint8_t>((tos_ << 4) | (flow_label_ >> 16)));
+      put16(out, static_cast<uint16_t>(flow_label_ & 0xffff));
       put16(out, static_cast<uint16_t>(ext_len + l4.size()));
       out.push_back(chain.empty() ? proto_ : chain[0]);
       out.push_back(64);
@@ -174,7 +188,8 @@ class PacketBuilder {
         b.push_back(icmp_type_);
         b.push_back(icmp_code_);
         put16(b, 0);
-        put32(b, 0x00010001);
+        put16(b, echo_id_);
+        put16(b, 1);
       }
     }
     b.insert(b.end(), payload_.begin(), payload_.end());
@@ -193,6 +208,9 @@ class PacketBuilder {
   uint8_t tcp_flags_ = 0x02;
   uint8_t icmp_type_ = 0, icmp_code_ = 0;
   uint16_t ethertype_ = 0;
+  uint8_t tos_ = 0;
+  uint32_t flow_label_ = 0;
+  uint16_t echo_id_ = 1;
   Bytes payload_;
 };
 

@@ -6,7 +6,9 @@
 #include <doctest/doctest.h>
 #include <linux/bpf.h>
 
+#include <algorithm>
 #include <cstring>
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -29,6 +31,19 @@ inline int run_frame(int prog_fd, const std::vector<uint8_t>& frame) {
               .ctx_in = &ctx, .ctx_size_in = sizeof(ctx), .repeat = 1);
   int err = bpf_prog_test_run_opts(prog_fd, &opts);
   REQUIRE_MESSAGE(err == 0, "bpf_prog_test_run_opts: " << std::string(strerror(errno)));
+  return static_cast<int>(opts.retval);
+}
+
+// Runs one frame through the TC egress program; returns the TC verdict and
+// leaves the frame as the program wrote it in `out`.
+inline int run_tc_frame(int prog_fd, const std::vector<uint8_t>& frame, std::vector<uint8_t>& out) {
+  out.assign(frame.size() + 256, 0);
+  LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = frame.data(), .data_out = out.data(),
+              .data_size_in = static_cast<uint32_t>(frame.size()), .data_size_out = static_cast<uint32_t>(out.size()),
+              .repeat = 1);
+  int err = bpf_prog_test_run_opts(prog_fd, &opts);
+  REQUIRE_MESSAGE(err == 0, "bpf_prog_test_run_opts (tc): " << std::string(strerror(errno)));
+  out.resize(opts.data_size_out);
   return static_cast<int>(opts.retval);
 }
 
@@ -55,6 +70,7 @@ struct Harness {
     REQUIRE(m.ok());
     for (auto& r : m->rules) slot[r.name] = r.counter;
     for (auto& pt : m->patterns) slot["scanner:" + pt.pattern] = pt.counter;
+    for (auto& d : m->dscp) slot["dscp:" + d.name] = d.counter;
   }
 
   std::map<std::string, CounterValue> snapshot() {
@@ -68,25 +84,36 @@ struct Harness {
   }
 
   int run(const std::vector<uint8_t>& frame) { return run_frame(dp.xdp_prog_fd(), frame); }
+  int run_tc(const std::vector<uint8_t>& frame, std::vector<uint8_t>& out) {
+    return run_tc_frame(dp.tc_prog_fd(), frame, out);
+  }
 
-  // Runs one frame; exactly `counter` must move, by one packet and the frame's bytes.
-  void expect(const char* desc, const std::vector<uint8_t>& frame, int verdict, const std::string& counter) {
+  // Runs one frame; exactly the counters in `moved` must move, each by one
+  // packet and the frame's bytes.
+  void expect_counters(const char* desc, const std::vector<uint8_t>& frame, const std::vector<std::string>& moved,
+                       const std::function<void()>& run_it) {
     std::string what = desc;
     CAPTURE(what);
-    REQUIRE_MESSAGE(slot.count(counter), "no counter " << counter);
+    for (auto& m : moved) REQUIRE_MESSAGE(slot.count(m), "no counter " << m);
     auto before = snapshot();
-    int got = run(frame);
+    run_it();
     auto after = snapshot();
-    CHECK_MESSAGE(got == verdict, desc << ": verdict " << got << ", want " << verdict);
     for (auto& [name, v] : after) {
       uint64_t dp_ = v.packets - before[name].packets, db = v.bytes - before[name].bytes;
-      if (name == counter) {
+      if (std::find(moved.begin(), moved.end(), name) != moved.end()) {
         CHECK_MESSAGE(dp_ == 1, desc << ": counter " << name << " moved by " << dp_ << " packets, want 1");
         CHECK_MESSAGE(db == frame.size(), desc << ": counter " << name << " moved by " << db << " bytes");
       } else {
         CHECK_MESSAGE(dp_ == 0, desc << ": counter " << name << " moved by " << dp_ << " packets, want 0");
       }
     }
+  }
+
+  // Runs one frame through XDP; exactly `counter` must move, by one packet and the frame's bytes.
+  void expect(const char* desc, const std::vector<uint8_t>& frame, int verdict, const std::string& counter) {
+    int got = -1;
+    expect_counters(desc, frame, {counter}, [&] { got = run(frame); });
+    CHECK_MESSAGE(got == verdict, desc << ": verdict " << got << ", want " << verdict);
   }
 };
 

@@ -37,7 +37,7 @@ TEST_CASE("compiled lookup agrees with first-match on the example") {
     CHECK(reference_match(p, cs.k) == cs.rule);
     CHECK(compiled_match(c.value(), cs.k) == cs.rule);
   }
-  CHECK(c->hdr.flags == (SIPXDP_HDR_VALID | SIPXDP_HDR_SRC));
+  CHECK(c->hdr.flags == (SIPXDP_HDR_VALID | SIPXDP_HDR_SRC | SIPXDP_HDR_STATEFUL));
   CHECK(c->hdr.default_action == SIPXDP_ACT_DROP);
 }
 

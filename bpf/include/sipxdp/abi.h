@@ -20,7 +20,7 @@
 
 #include <linux/types.h>
 
-#define SIPXDP_ABI_VERSION 1
+#define SIPXDP_ABI_VERSION 2
 
 #define SIPXDP_GENS 2
 #define SIPXDP_MAX_RULES 16384
@@ -51,6 +51,7 @@ enum sipxdp_dir {
 	SIPXDP_DIR_SRC = 0,
 	SIPXDP_DIR_DST = 1,
 	SIPXDP_DIR_TRUSTED = 2, /* sip.trusted: sources never scanned nor banned */
+	SIPXDP_DIR_DSCP = 3,	/* DSCP rule destinations (value: rule mask) */
 };
 
 /* LPM keys: prefixlen counts the 32 bits of gen/dir/pad plus the address bits. */
@@ -106,14 +107,26 @@ struct sipxdp_rule {
 #define SIPXDP_HDR_SPORT (1u << 0)
 #define SIPXDP_HDR_SRC (1u << 1)
 #define SIPXDP_HDR_DST (1u << 2)
+#define SIPXDP_HDR_STATEFUL (1u << 3) /* egress records flows, ingress lets replies in */
+#define SIPXDP_HDR_DSCP_DST (1u << 4) /* some DSCP rule matches on destination */
 #define SIPXDP_HDR_VALID (1u << 31)
+
+/* Flow timeouts, by kind. */
+enum sipxdp_flow_kind {
+	SIPXDP_FLOW_TCP = 0,
+	SIPXDP_FLOW_UDP = 1,
+	SIPXDP_FLOW_ICMP = 2, /* echo requests (ICMP and ICMPv6), by identifier */
+	SIPXDP_FLOW_OTHER = 3,
+	SIPXDP_FLOW_KINDS = 4,
+};
 
 /* policy_hdr[gen] */
 struct sipxdp_policy_hdr {
 	__u32 flags;	      /* SIPXDP_HDR_* */
 	__u32 default_action; /* enum sipxdp_action */
 	__u32 nrules;
-	__u32 pad;
+	__u32 ndscp; /* DSCP rules in dscp_rules[gen] */
+	__u32 flow_timeout_s[SIPXDP_FLOW_KINDS];
 };
 
 /* state[0]: the one word a policy edit writes to make a generation live. */
@@ -121,7 +134,70 @@ struct sipxdp_state {
 	__u32 active_gen;
 	__u32 abi_version;
 	__u32 manual_bans; /* entries in ban_prefixes: 0 skips the lookup */
-	__u32 pad;
+	__u32 tc_flags;	   /* SIPXDP_TC_*: how the egress program was attached */
+};
+
+#define SIPXDP_TC_ATTACHED (1u << 0)
+#define SIPXDP_TC_OWN_CLSACT (1u << 1) /* sipxdp created the clsact qdisc: detach removes it */
+#define SIPXDP_TC_HANDLE 0x5d1f	       /* the egress filter's handle and priority */
+#define SIPXDP_TC_PRIORITY 0xc0de
+
+/*
+ * Stateful replies. The egress program records each outbound flow (seen from
+ * this host: local and remote address and port; for ICMP echo the identifier
+ * as local port); the ingress program lets a packet the rules would drop
+ * through when it is the reply of a flow seen within its timeout.
+ */
+struct sipxdp_flow_key {
+	__u8 family;
+	__u8 proto;
+	__u16 pad;
+	__be16 lport; /* TCP/UDP local port, ICMP echo identifier, 0 otherwise */
+	__be16 rport;
+	__u8 laddr[16]; /* IPv4 in the first 4 bytes */
+	__u8 raddr[16];
+};
+
+struct sipxdp_flow {
+	__u64 seen_ns; /* CLOCK_MONOTONIC_COARSE of the last outbound packet */
+};
+
+#define SIPXDP_FLOWS_DEFAULT 65536
+#define SIPXDP_FLOW_REFRESH_NS 1000000000ull /* refresh seen_ns at most once a second */
+#define SIPXDP_FLOW_HINT_SHIFT 20
+#define SIPXDP_FLOW_HINT_BITS (1u << SIPXDP_FLOW_HINT_SHIFT)
+
+static inline __u32 sipxdp_flow_hash(const struct sipxdp_flow_key *k)
+{
+	const __u32 *w = (const __u32 *)k;
+	__u32 h = 0;
+
+	for (int i = 0; i < (int)(sizeof(*k) / 4); i++)
+		h = (h ^ w[i]) * 0x9e3779b1u;
+	return h >> (32 - SIPXDP_FLOW_HINT_SHIFT);
+}
+
+/*
+ * DSCP marking on egress: dscp_rules[gen * SIPXDP_MAX_DSCP_RULES + i], first
+ * match wins. Ports in host order. Destination prefixes of rule i are in
+ * lpm4/lpm6 under SIPXDP_DIR_DSCP, whose value is the mask of the rules
+ * whose prefixes cover that prefix.
+ */
+#define SIPXDP_MAX_DSCP_RULES 32
+#define SIPXDP_DSCP_RANGES 8
+
+struct sipxdp_dscp_rule {
+	__u8 family; /* 0: both, 4, 6 */
+	__u8 proto;  /* 0: any */
+	__u8 dscp;   /* 0-63 */
+	__u8 nsport; /* 0: any source port */
+	__u8 ndport; /* 0: any destination port */
+	__u8 dst;    /* 1: only destinations in the rule's prefixes */
+	__u16 pad;
+	__u32 counter; /* slot in counters */
+	__u32 pad2;
+	__u16 sport[SIPXDP_DSCP_RANGES][2]; /* lo, hi */
+	__u16 dport[SIPXDP_DSCP_RANGES][2];
 };
 
 /* Fragments: the first fragment's verdict, applied to the later ones. */
@@ -144,15 +220,17 @@ struct sipxdp_frag_verdict {
 
 /* Counter slots (per-CPU packets and bytes, summed by the loader). */
 enum sipxdp_builtin_counter {
-	SIPXDP_CTR_NONIP = 0,	  /* non-IP frames (ARP, LLDP...): pass */
-	SIPXDP_CTR_MALFORMED = 1, /* truncated or malformed headers: drop */
-	SIPXDP_CTR_MARTIAN = 2,	  /* 127.0.0.0/8 or ::1 on a non-loopback device: drop */
-	SIPXDP_CTR_DEFAULT = 3,	  /* no rule matched: policy default action */
-	SIPXDP_CTR_IPV6_ND = 4,	  /* ICMPv6 neighbour discovery: pass */
-	SIPXDP_CTR_FRAGMENT = 5,  /* non-first fragment without a known verdict: drop */
-	SIPXDP_CTR_NO_POLICY = 6, /* no policy loaded yet: pass */
-	SIPXDP_CTR_BANNED = 7,	  /* source is banned: drop */
-	SIPXDP_CTR_BUILTIN_NUM = 8,
+	SIPXDP_CTR_NONIP = 0,	    /* non-IP frames (ARP, LLDP...): pass */
+	SIPXDP_CTR_MALFORMED = 1,   /* truncated or malformed headers: drop */
+	SIPXDP_CTR_MARTIAN = 2,	    /* 127.0.0.0/8 or ::1 on a non-loopback device: drop */
+	SIPXDP_CTR_DEFAULT = 3,	    /* no rule matched: policy default action */
+	SIPXDP_CTR_IPV6_ND = 4,	    /* ICMPv6 neighbour discovery: pass */
+	SIPXDP_CTR_FRAGMENT = 5,    /* non-first fragment without a known verdict: drop */
+	SIPXDP_CTR_NO_POLICY = 6,   /* no policy loaded yet: pass */
+	SIPXDP_CTR_BANNED = 7,	    /* source is banned: drop */
+	SIPXDP_CTR_ESTABLISHED = 8, /* reply to a flow this host opened: pass */
+	SIPXDP_CTR_EGRESS = 9,	    /* egress: packets seen (marked or not) */
+	SIPXDP_CTR_BUILTIN_NUM = 10,
 };
 
 #define SIPXDP_CTR_BUILTIN_MAX 32

@@ -207,7 +207,9 @@ done:
 	return 0;
 }
 
-/* L4: ports for TCP/UDP, type for ICMP/ICMPv6. Not called for later fragments. */
+/* L4: ports for TCP/UDP; type and echo identifier (as both ports) for
+ * ICMP/ICMPv6. Not called for later fragments.
+ */
 static __always_inline int parse_l4(struct cursor *c, struct pkt *p)
 {
 	switch (p->proto) {
@@ -243,6 +245,9 @@ static __always_inline int parse_l4(struct cursor *c, struct pkt *p)
 		if ((void *)(t + 8) > c->end)
 			return -1;
 		p->icmp_type = t[0];
+		/* echo identifier (meaningful for echo request/reply only) */
+		p->sport = *(__be16 *)(t + 4);
+		p->dport = p->sport;
 		return 0;
 	}
 	default:

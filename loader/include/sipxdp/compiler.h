@@ -35,6 +35,7 @@ struct CombEntry {
 struct Slots {
   std::vector<uint32_t> rules;     // one per rule
   std::vector<uint32_t> patterns;  // one per sip.scanner_patterns entry
+  std::vector<uint32_t> dscp;      // one per DSCP rule
 };
 
 // One generation's worth of policy structures, independent of any kernel.
@@ -52,6 +53,9 @@ struct CompiledPolicy {
   sipxdp_sip_cfg sip_cfg{};
   std::vector<sipxdp_pattern> patterns;
   std::shared_ptr<sipxdp_scan_tables> tables;
+
+  // DSCP rules in order (their destinations are lpm entries under SIPXDP_DIR_DSCP).
+  std::vector<sipxdp_dscp_rule> dscp;
 
   uint32_t classes() const { return static_cast<uint32_t>(cls_rule.size()); }
 };

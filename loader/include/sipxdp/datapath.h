@@ -47,6 +47,15 @@ struct Manifest {
     uint32_t counter = 0;
   };
   std::vector<Pattern> patterns;
+  struct Dscp {
+    std::string name;
+    std::string match;
+    std::string cls;  // as written in the policy
+    uint32_t dscp = 0;
+    uint32_t counter = 0;
+  };
+  std::vector<Dscp> dscp;
+  bool stateful = false;
   std::string source;                          // the policy text as applied
   std::string previous_path, previous_source;  // the policy it replaced (for rollback)
 };
@@ -64,12 +73,14 @@ struct StatRow {
   bool builtin = false;
   CounterValue value;
   bool pattern = false;  // a scanner pattern's hits
+  bool dscp = false;     // an egress DSCP rule's marks
 };
 
 struct ApplySummary {
   uint32_t generation = 0;
   size_t rules = 0;
   size_t classes = 0;
+  size_t dscp = 0;
   size_t kept = 0, added = 0, removed = 0;
   std::vector<std::pair<std::string, CounterValue>> removed_counts;
 };
@@ -91,7 +102,7 @@ class Datapath {
   ~Datapath();
 
   // Loads the programs into the kernel without attaching or pinning (tests).
-  static Result<Datapath> load();
+  static Result<Datapath> load(uint32_t flow_table_size = SIPXDP_FLOWS_DEFAULT);
   // Opens an attached instance from its pins.
   static Result<Datapath> open_pinned(const std::string& dir);
 
@@ -116,6 +127,15 @@ class Datapath {
   Status ban_del(const Cidr& prefix);
 
   int xdp_prog_fd() const;  // valid after load()
+  int tc_prog_fd() const;   // valid after load()
+
+  // The flow table (stateful replies): its size and how full it is.
+  struct FlowTable {
+    uint32_t capacity = 0;
+    uint64_t entries = 0;  // recorded flows, expired ones included until recycled
+    uint64_t live = 0;     // flows still within their timeout
+  };
+  Result<FlowTable> flow_table() const;
 
   // Attach/detach of the XDP program on an interface in the current netns.
   struct AttachOptions {

@@ -65,13 +65,40 @@ struct SipConfig {
   static const std::vector<std::string>& default_patterns();
 };
 
+// One "dscp" entry: outbound packets it matches leave with its DSCP class.
+struct DscpRule {
+  std::string name;
+  uint8_t proto = 0;             // IP protocol; 0 means any
+  std::vector<PortRange> sport;  // empty: any (tcp/udp only)
+  std::vector<PortRange> dport;  // empty: any (tcp/udp only)
+  std::vector<Cidr> dst;         // empty: any destination
+  uint8_t dscp = 0;              // 0-63
+  std::string class_name;        // as written: "cs3", "ef", "46"
+  std::string comment;
+
+  std::string match_text() const;  // "udp sport 5060,5080 dst 198.18.0.0/24"
+};
+
+// Stateful replies: what the egress program records and how long replies pass.
+struct FlowConfig {
+  bool stateful = true;
+  // Seconds, indexed by enum sipxdp_flow_kind (tcp, udp, icmp echo, other).
+  std::array<uint32_t, 4> timeout_s = {600, 60, 30, 60};
+  std::optional<uint32_t> table_size;  // flow table entries; fixed when attached
+};
+
 struct Policy {
   int version = 1;
   Action default_action = Action::drop;
   std::string description;
   std::vector<Rule> rules;
   SipConfig sip;
+  std::vector<DscpRule> dscp;
+  FlowConfig flows;
 };
+
+// DSCP class names: cs0-cs7, af11-af43, ef, va, le; or a number 0-63.
+std::optional<uint8_t> parse_dscp_class(const std::string& s);
 
 // Parses and validates policy text. `origin` names the file in errors, which
 // read "origin:line:col: rule "name": what is wrong".

@@ -1,0 +1,217 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * sipxdp TC egress: records outbound flows (so the ingress program lets their
+ * replies in) and marks DSCP by the first matching DSCP rule. It never drops:
+ * every packet leaves with TC_ACT_OK.
+ */
+#include <linux/bpf.h>
+#include <linux/pkt_cls.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+
+#include "sipxdp/abi.h"
+#include "sipxdp/maps.h"
+#include "sipxdp/parse.h"
+
+/* Ethernet, two VLAN tags, IPv6 with a few extension headers, TCP. */
+#define HEADERS_MAX 192
+
+static __always_inline void record_flow(const struct pkt *p)
+{
+	struct sipxdp_flow_key k;
+	struct sipxdp_flow *f, v;
+	struct flow_hint *hint;
+	__u64 now;
+	__u32 h;
+
+	/* ICMP: only echo requests open a flow (their replies come back). */
+	if ((p->proto == IPPROTO_ICMP && (p->family != 4 || p->icmp_type != 8)) ||
+	    (p->proto == IPPROTO_ICMPV6 && p->icmp_type != 128))
+		return;
+	flow_key(&k, p, 1);
+	now = bpf_ktime_get_coarse_ns();
+	f = bpf_map_lookup_elem(&flows, &k);
+	if (f) {
+		/* One store, and only once a second per flow: RTP at 50 packets a
+		 * second per stream does not write the shared entry every packet.
+		 */
+		if (now - f->seen_ns > SIPXDP_FLOW_REFRESH_NS)
+			f->seen_ns = now;
+		return;
+	}
+	v.seen_ns = now;
+	bpf_map_update_elem(&flows, &k, &v, BPF_ANY);
+	h = sipxdp_flow_hash(&k);
+	hint = flow_hint_map();
+	if (hint)
+		__sync_fetch_and_or(&hint->bits[(h / 64) & (SIPXDP_FLOW_HINT_BITS / 64 - 1)],
+				    1ull << (h % 64));
+}
+
+static __always_inline int in_ranges(__u16 port, __u16 (*r)[2], __u32 n)
+{
+	for (__u32 i = 0; i < SIPXDP_DSCP_RANGES; i++) {
+		if (i >= n)
+			break;
+		if (port >= r[i][0] && port <= r[i][1])
+			return 1;
+	}
+	return 0;
+}
+
+/* Mask of the DSCP rules whose destination prefixes hold the packet's. */
+static __always_inline __u32 dst_mask(const struct pkt *p, __u32 gen)
+{
+	__u32 *m;
+
+	if (p->family == 4) {
+		struct sipxdp_lpm4_key k = {
+			.prefixlen = SIPXDP_LPM_HDR_BITS + 32, .gen = gen, .dir = SIPXDP_DIR_DSCP};
+
+		__builtin_memcpy(k.addr, &p->dst.v4, 4);
+		m = bpf_map_lookup_elem(&lpm4, &k);
+	} else {
+		struct sipxdp_lpm6_key k = {
+			.prefixlen = SIPXDP_LPM_HDR_BITS + 128, .gen = gen, .dir = SIPXDP_DIR_DSCP};
+
+		__builtin_memcpy(k.addr, p->dst.v6, 16);
+		m = bpf_map_lookup_elem(&lpm6, &k);
+	}
+	return m ? *m : 0;
+}
+
+/* Index of the first DSCP rule matching the packet, or -1. */
+static __always_inline int match_dscp(const struct pkt *p, __u32 gen, __u32 n, __u32 hdr_flags)
+{
+	__u16 sport = 0, dport = 0;
+	__u32 dmask = 0;
+
+	if (!p->frag_later && (p->proto == IPPROTO_TCP || p->proto == IPPROTO_UDP)) {
+		sport = bpf_ntohs(p->sport);
+		dport = bpf_ntohs(p->dport);
+	}
+	if (hdr_flags & SIPXDP_HDR_DSCP_DST)
+		dmask = dst_mask(p, gen);
+	for (__u32 i = 0; i < SIPXDP_MAX_DSCP_RULES; i++) {
+		__u32 key = gen * SIPXDP_MAX_DSCP_RULES + i;
+		struct sipxdp_dscp_rule *r;
+
+		if (i >= n)
+			break;
+		r = bpf_map_lookup_elem(&dscp_rules, &key);
+		if (!r)
+			break;
+		if (r->family && r->family != p->family)
+			continue;
+		if (r->proto && r->proto != p->proto)
+			continue;
+		if (r->dst && !(dmask & (1u << i)))
+			continue;
+		/* A rule with ports never matches a later fragment (no ports). */
+		if (r->nsport && (p->frag_later || !in_ranges(sport, r->sport, r->nsport)))
+			continue;
+		if (r->ndport && (p->frag_later || !in_ranges(dport, r->dport, r->ndport)))
+			continue;
+		return i;
+	}
+	return -1;
+}
+
+/* RFC 1624: HC' = ~(~HC + ~m + m') for one 16-bit word changed from m to m'. */
+static __always_inline __u16 csum_replace16(__u16 check, __u16 old, __u16 new)
+{
+	__u32 sum = (__u16)~check + (__u16)~old + (__u32) new;
+
+	sum = (sum & 0xffff) + (sum >> 16);
+	sum = (sum & 0xffff) + (sum >> 16);
+	return ~sum;
+}
+
+/* Writes the DSCP bits, keeping ECN; the IPv4 header checksum follows. */
+static __always_inline void set_dscp(struct __sk_buff *skb, const struct pkt *p, __u8 dscp)
+{
+	void *data = (void *)(long)skb->data, *end = (void *)(long)skb->data_end;
+	__u8 *ip = data + (p->l3_off & 0xff);
+
+	if ((void *)(ip + 20) > end)
+		return;
+	if (p->family == 4) {
+		__u8 tos = (dscp << 2) | (ip[1] & 3);
+		__u16 old, new;
+
+		if (tos == ip[1])
+			return;
+		old = *(__u16 *)ip;
+		ip[1] = tos;
+		new = *(__u16 *)ip;
+		*(__u16 *)(ip + 10) = csum_replace16(*(__u16 *)(ip + 10), old, new);
+	} else {
+		/* version(4) | traffic class(8) | flow label(20): DSCP is the top six TC bits. */
+		__u8 b0 = 0x60 | (dscp >> 2), b1 = ((dscp & 3) << 6) | (ip[1] & 0x3f);
+
+		ip[0] = b0;
+		ip[1] = b1;
+	}
+}
+
+SEC("tc")
+int tc_egress(struct __sk_buff *skb)
+{
+	struct cursor c;
+	struct pkt p = {};
+	struct sipxdp_state *st;
+	struct sipxdp_policy_hdr *hdr;
+	struct sipxdp_dscp_rule *r;
+	__u32 zero = 0, gen, key, linear;
+	__u16 h_proto;
+	int i;
+
+	/* Headers a parser reads must be in the linear part. */
+	linear = skb->data_end - skb->data;
+	if (linear < HEADERS_MAX && skb->len > linear)
+		bpf_skb_pull_data(skb, skb->len < HEADERS_MAX ? skb->len : HEADERS_MAX);
+
+	c.pos = (void *)(long)skb->data;
+	c.end = (void *)(long)skb->data_end;
+	p.len = skb->len;
+	if (parse_eth(&c, &h_proto) < 0)
+		return TC_ACT_OK;
+	p.l3_off = c.pos - (void *)(long)skb->data;
+	if (h_proto == ETH_P_IP) {
+		if (parse_ipv4(&c, &p) < 0)
+			return TC_ACT_OK;
+	} else if (h_proto == ETH_P_IPV6) {
+		if (parse_ipv6(&c, &p) < 0)
+			return TC_ACT_OK;
+	} else {
+		return TC_ACT_OK;
+	}
+	if (!p.frag_later && parse_l4(&c, &p) < 0)
+		return TC_ACT_OK;
+
+	st = bpf_map_lookup_elem(&state, &zero);
+	if (!st)
+		return TC_ACT_OK;
+	gen = st->active_gen & 1;
+	hdr = bpf_map_lookup_elem(&policy_hdr, &gen);
+	if (!hdr || !(hdr->flags & SIPXDP_HDR_VALID))
+		return TC_ACT_OK;
+	/* A GSO packet is several packets on the wire. */
+	count_n(SIPXDP_CTR_EGRESS, skb->gso_segs ? skb->gso_segs : 1, skb->len);
+
+	if ((hdr->flags & SIPXDP_HDR_STATEFUL) && !p.frag_later)
+		record_flow(&p);
+
+	if (!hdr->ndscp)
+		return TC_ACT_OK;
+	i = match_dscp(&p, gen, hdr->ndscp, hdr->flags);
+	if (i < 0)
+		return TC_ACT_OK;
+	key = gen * SIPXDP_MAX_DSCP_RULES + i;
+	r = bpf_map_lookup_elem(&dscp_rules, &key);
+	if (!r)
+		return TC_ACT_OK;
+	count_n(r->counter, skb->gso_segs ? skb->gso_segs : 1, skb->len);
+	set_dscp(skb, &p, r->dscp);
+	return TC_ACT_OK;
+}

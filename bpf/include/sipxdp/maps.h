@@ -1,0 +1,281 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * The maps of the sipxdp BPF object, shared by the XDP ingress program and
+ * the TC egress program. ingress.bpf.c defines them (SIPXDP_DEFINE_MAPS);
+ * egress.bpf.c declares them extern, and `bpftool gen object` links both
+ * sources into one object, so both programs use the same maps.
+ */
+#ifndef SIPXDP_MAPS_H
+#define SIPXDP_MAPS_H
+
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+
+#include "sipxdp/abi.h"
+#include "sipxdp/parse.h"
+
+#ifdef SIPXDP_DEFINE_MAPS
+#define SIPXDP_MAP
+#else
+#define SIPXDP_MAP extern
+#endif
+
+/* The generation live now. */
+SIPXDP_MAP struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct sipxdp_state);
+} state SEC(".maps");
+
+/* Per-generation policy header: default action, dimensions in use. */
+SIPXDP_MAP struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, SIPXDP_GENS);
+	__type(key, __u32);
+	__type(value, struct sipxdp_policy_hdr);
+} policy_hdr SEC(".maps");
+
+/* Class of the rules matching a protocol+dport (or ICMP type), or a sport. */
+SIPXDP_MAP struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__uint(max_entries, SIPXDP_PORT_CLASS_ENTRIES);
+	__type(key, __u32);
+	__type(value, __u32);
+} port_class SEC(".maps");
+
+/* Class of the rules matching an IPv4 source or destination prefix. */
+SIPXDP_MAP struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, 2 * SIPXDP_MAX_ENTRIES_PER_GEN);
+	__type(key, struct sipxdp_lpm4_key);
+	__type(value, __u32);
+} lpm4 SEC(".maps");
+
+/* Class of the rules matching an IPv6 source or destination prefix. */
+SIPXDP_MAP struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, 2 * SIPXDP_MAX_ENTRIES_PER_GEN);
+	__type(key, struct sipxdp_lpm6_key);
+	__type(value, __u32);
+} lpm6 SEC(".maps");
+
+/* Intersection of two classes (absent: no rule matches both). */
+SIPXDP_MAP struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, 2 * SIPXDP_MAX_ENTRIES_PER_GEN);
+	__type(key, struct sipxdp_comb_key);
+	__type(value, __u32);
+} comb SEC(".maps");
+
+/* First rule of a final class: action, counter slot, flags. */
+SIPXDP_MAP struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__uint(max_entries, SIPXDP_GENS *SIPXDP_MAX_CLASSES);
+	__type(key, __u32);
+	__type(value, struct sipxdp_rule);
+} cls_rule SEC(".maps");
+
+/* Packets and bytes per built-in path and per rule slot. */
+SIPXDP_MAP struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, SIPXDP_CTR_MAX);
+	__type(key, __u32);
+	__type(value, struct sipxdp_counter);
+} counters SEC(".maps");
+
+/* Compiled policy description (JSON) per generation; read by the loader only. */
+SIPXDP_MAP struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, SIPXDP_GENS *SIPXDP_MANIFEST_CHUNKS);
+	__type(key, __u32);
+	__type(value, struct sipxdp_manifest_chunk);
+} manifest SEC(".maps");
+
+/* Scanner-pattern settings per generation. */
+SIPXDP_MAP struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, SIPXDP_GENS);
+	__type(key, __u32);
+	__type(value, struct sipxdp_sip_cfg);
+} sip_cfg SEC(".maps");
+
+/* Scanner patterns per generation: [gen * SIPXDP_MAX_PATTERNS + i]. */
+SIPXDP_MAP struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, SIPXDP_GENS *SIPXDP_MAX_PATTERNS);
+	__type(key, __u32);
+	__type(value, struct sipxdp_pattern);
+} sip_patterns SEC(".maps");
+
+/* Scanner gram and prefix tables per generation. */
+SIPXDP_MAP struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, SIPXDP_GENS);
+	__type(key, __u32);
+	__type(value, struct sipxdp_scan_tables);
+} sip_tables SEC(".maps");
+
+struct scratch {
+	__u8 buf[SIPXDP_SCAN_MAX + 8]; /* + 8: word reads at the last offset */
+	__u32 nlines;		       /* "headers" mode: the header lines to search */
+	__u32 lines[SIPXDP_MAX_SCAN_LINES][2];
+};
+
+/* Per-CPU copy of the payload being searched. */
+SIPXDP_MAP struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct scratch);
+} scratch SEC(".maps");
+
+/* One bit per hash of a banned source: a clear bit proves "not banned" without
+ * the cost of a hash-map lookup. Bits are only ever set; a stale one just costs
+ * the lookup it would have saved.
+ */
+struct ban_hint {
+	__u64 bits[SIPXDP_BAN_HINT_BITS / 64];
+};
+
+SIPXDP_MAP struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct ban_hint);
+} ban_hint SEC(".maps");
+
+/* IPv4 sources banned for sending a scanner pattern; expiry checked per packet. */
+SIPXDP_MAP struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u32);
+	__type(value, struct sipxdp_ban);
+} bans4 SEC(".maps");
+
+/* IPv6 sources banned for sending a scanner pattern. */
+SIPXDP_MAP struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct sipxdp_ban6_key);
+	__type(value, struct sipxdp_ban);
+} bans6 SEC(".maps");
+
+/* Manual bans (sipxdp ban add), any prefix length. */
+SIPXDP_MAP struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, 65536);
+	__type(key, struct sipxdp_ban_lpm4);
+	__type(value, struct sipxdp_ban);
+} ban_prefixes4 SEC(".maps");
+
+SIPXDP_MAP struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, 65536);
+	__type(key, struct sipxdp_ban_lpm6);
+	__type(value, struct sipxdp_ban);
+} ban_prefixes6 SEC(".maps");
+
+/* Verdicts of first fragments, keyed by datagram, for the later fragments. */
+SIPXDP_MAP struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct sipxdp_frag_key);
+	__type(value, struct sipxdp_frag_verdict);
+} frags SEC(".maps");
+
+struct rcu_inner {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+};
+
+/* Written by the loader after a generation flip: an update of a map-in-map
+ * returns only after an RCU grace period, so once it returns no packet is
+ * still being judged by the old generation and its structures may be reused.
+ */
+SIPXDP_MAP struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__array(values, struct rcu_inner);
+} rcu_sync SEC(".maps");
+
+/* Outbound flows (stateful replies); max_entries is set by the loader. */
+SIPXDP_MAP struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, SIPXDP_FLOWS_DEFAULT);
+	__type(key, struct sipxdp_flow_key);
+	__type(value, struct sipxdp_flow);
+} flows SEC(".maps");
+
+/* One bit per hash of a recorded flow: a clear bit proves "no such flow"
+ * without a hash-map lookup. Only ever set, like ban_hint.
+ */
+struct flow_hint {
+	__u64 bits[SIPXDP_FLOW_HINT_BITS / 64];
+};
+
+SIPXDP_MAP struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct flow_hint);
+} flow_hint SEC(".maps");
+
+/* DSCP rules per generation: [gen * SIPXDP_MAX_DSCP_RULES + i]. */
+SIPXDP_MAP struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, SIPXDP_GENS *SIPXDP_MAX_DSCP_RULES);
+	__type(key, __u32);
+	__type(value, struct sipxdp_dscp_rule);
+} dscp_rules SEC(".maps");
+
+static __always_inline void count_n(__u32 slot, __u32 packets, __u32 len)
+{
+	struct sipxdp_counter *c = bpf_map_lookup_elem(&counters, &slot);
+
+	if (c) {
+		c->packets += packets;
+		c->bytes += len;
+	}
+}
+
+static __always_inline void count(__u32 slot, __u32 len)
+{
+	count_n(slot, 1, len);
+}
+
+/* The flow key of a packet as this host sees it: `out` for packets it sends. */
+static __always_inline void flow_key(struct sipxdp_flow_key *k, const struct pkt *p, int out)
+{
+	__builtin_memset(k, 0, sizeof(*k));
+	k->family = p->family;
+	k->proto = p->proto;
+	k->lport = out ? p->sport : p->dport;
+	k->rport = out ? p->dport : p->sport;
+	if (p->family == 4) {
+		__builtin_memcpy(k->laddr, out ? &p->src.v4 : &p->dst.v4, 4);
+		__builtin_memcpy(k->raddr, out ? &p->dst.v4 : &p->src.v4, 4);
+	} else {
+		__builtin_memcpy(k->laddr, out ? p->src.v6 : p->dst.v6, 16);
+		__builtin_memcpy(k->raddr, out ? p->dst.v6 : p->src.v6, 16);
+	}
+}
+
+static __always_inline struct flow_hint *flow_hint_map(void)
+{
+	__u32 zero = 0;
+
+	return bpf_map_lookup_elem(&flow_hint, &zero);
+}
+
+#endif /* SIPXDP_MAPS_H */
