@@ -500,8 +500,15 @@ void print_diff(const PolicyDiff& d) {
   list("rules moved", d.moved);
   list("patterns added", d.patterns_added);
   list("patterns removed", d.patterns_removed);
+  list("dscp rules added", d.dscp.added);
+  list("dscp rules removed", d.dscp.removed);
+  list("dscp rules changed", d.dscp.changed);
+  list("dscp rules moved", d.dscp.moved);
   if (d.default_before != d.default_after)
     std::cout << "  default action: " << d.default_before << " -> " << d.default_after << "\n";
+  if (d.stateful_before != d.stateful_after)
+    std::cout << "  stateful replies: " << (d.stateful_before ? "on" : "off") << " -> "
+              << (d.stateful_after ? "on" : "off") << "\n";
 }
 
 void run_apply(const ApplyCmd& c, const Global& g) {
@@ -518,6 +525,7 @@ void run_apply(const ApplyCmd& c, const Global& g) {
   if (c.dry_run) {
     auto compiled = compile_policy(p, fresh_counters(p));
     if (!compiled) die(make_error(c.file + ": " + compiled.error().what), g);
+    if (auto st = dp.check_load_time_settings(p); !st) die(make_error(c.file + ": " + st.error().what), g);
     Manifest m = must(dp.manifest(), g);
     std::cout << "dry run: applying " << c.file << " to " << iface << " would change:\n";
     print_diff(diff_policy(m, p));
@@ -527,7 +535,7 @@ void run_apply(const ApplyCmd& c, const Global& g) {
   auto li = Datapath::link_info(dir);
   ApplySummary s = must(dp.apply(p, text, abs_path(c.file)), g);
   std::cout << "applied " << c.file << " to " << iface << ": " << s.rules << " rules (" << s.added << " new, " << s.kept
-            << " kept, " << s.removed << " removed), generation " << s.generation;
+            << " kept, " << s.removed << " removed), " << s.dscp << " dscp rules, generation " << s.generation;
   if (li) std::cout << ", program id " << li->prog_id << " unchanged";
   std::cout << "\n";
   for (auto& [name, v] : s.removed_counts)

@@ -383,6 +383,18 @@ int Datapath::tc_prog_fd() const {
   return impl_->skel ? bpf_program__fd(impl_->skel->progs.tc_egress) : -1;
 }
 
+Status Datapath::check_load_time_settings(const Policy& p) const {
+  // The flow table's size is fixed when the program is loaded.
+  if (!p.flows.table_size) return ok_status();
+  bpf_map_info info{};
+  uint32_t len = sizeof(info);
+  if (bpf_obj_get_info_by_fd(impl_->fd(M_FLOWS), &info, &len) != 0) return sys_error("cannot query map flows", errno);
+  if (info.max_entries != *p.flows.table_size)
+    return make_error("flow_table_size " + std::to_string(*p.flows.table_size) + " differs from the attached table (" +
+                      std::to_string(info.max_entries) + " flows); it can only change on attach (detach, then attach)");
+  return ok_status();
+}
+
 Result<Datapath::FlowTable> Datapath::flow_table() const {
   const Impl& I = *impl_;
   FlowTable t;
@@ -596,16 +608,7 @@ Result<ApplySummary> Datapath::apply(const Policy& p, const std::string& source,
   for (size_t i = 0; i < p.rules.size(); ++i)
     if (fresh[i]) reset.push_back(slots[i]);
 
-  // The flow table's size is fixed when the program is loaded.
-  if (p.flows.table_size) {
-    bpf_map_info info{};
-    uint32_t len = sizeof(info);
-    if (bpf_obj_get_info_by_fd(I.fd(M_FLOWS), &info, &len) != 0) return sys_error("cannot query map flows", errno);
-    if (info.max_entries != *p.flows.table_size)
-      return make_error("flow_table_size " + std::to_string(*p.flows.table_size) +
-                        " differs from the attached table (" + std::to_string(info.max_entries) +
-                        " flows); it can only change on attach (detach, then attach)");
-  }
+  SIPXDP_TRY(check_load_time_settings(p));
 
   auto compiled = compile_policy(p, Slots{slots, pat_slots, dscp_slots});
   if (!compiled) return compiled.error();

@@ -9,32 +9,54 @@
 
 namespace sipxdp {
 
-PolicyDiff diff_policy(const Manifest& live, const Policy& next) {
-  PolicyDiff d;
-  std::map<std::string, const RuleInfo*> before;
-  for (auto& r : live.rules) before[r.name] = &r;
-  std::set<std::string> after;
-  std::vector<std::string> kept_new_order;
-  for (auto& r : next.rules) {
-    after.insert(r.name);
-    auto it = before.find(r.name);
-    if (it == before.end()) {
-      d.added.push_back(r.name);
+namespace {
+
+// `before` and `after` are (name, what it does) in policy order.
+ListDiff diff_list(const std::vector<std::pair<std::string, std::string>>& before,
+                   const std::vector<std::pair<std::string, std::string>>& after) {
+  ListDiff d;
+  std::map<std::string, std::string> old(before.begin(), before.end());
+  std::set<std::string> names;
+  std::vector<std::string> kept_new_order, kept_old_order;
+  for (auto& [name, what] : after) {
+    names.insert(name);
+    auto it = old.find(name);
+    if (it == old.end()) {
+      d.added.push_back(name);
       continue;
     }
-    kept_new_order.push_back(r.name);
-    if (it->second->match != r.match_text() || it->second->action != action_name(r.action)) d.changed.push_back(r.name);
+    kept_new_order.push_back(name);
+    if (it->second != what) d.changed.push_back(name);
   }
-  std::vector<std::string> kept_old_order;
-  for (auto& r : live.rules) {
-    if (after.count(r.name))
-      kept_old_order.push_back(r.name);
+  for (auto& [name, what] : before) {
+    if (names.count(name))
+      kept_old_order.push_back(name);
     else
-      d.removed.push_back(r.name);
+      d.removed.push_back(name);
   }
-  // A kept rule moved when its place among the kept rules changed.
+  // A kept entry moved when its place among the kept entries changed.
   for (size_t i = 0; i < kept_new_order.size(); ++i)
     if (kept_new_order[i] != kept_old_order[i]) d.moved.push_back(kept_new_order[i]);
+  return d;
+}
+
+}  // namespace
+
+PolicyDiff diff_policy(const Manifest& live, const Policy& next) {
+  PolicyDiff d;
+  std::vector<std::pair<std::string, std::string>> before, after;
+  for (auto& r : live.rules) before.push_back({r.name, r.match + " " + r.action});
+  for (auto& r : next.rules) after.push_back({r.name, r.match_text() + " " + action_name(r.action)});
+  ListDiff rules = diff_list(before, after);
+  d.added = rules.added;
+  d.removed = rules.removed;
+  d.changed = rules.changed;
+  d.moved = rules.moved;
+  before.clear();
+  after.clear();
+  for (auto& r : live.dscp) before.push_back({r.name, r.match + " " + std::to_string(r.dscp)});
+  for (auto& r : next.dscp) after.push_back({r.name, r.match_text() + " " + std::to_string(r.dscp)});
+  d.dscp = diff_list(before, after);
   std::set<std::string> pats_before, pats_after(next.sip.patterns.begin(), next.sip.patterns.end());
   for (auto& pt : live.patterns) pats_before.insert(pt.pattern);
   for (auto& pt : next.sip.patterns)
@@ -43,6 +65,8 @@ PolicyDiff diff_policy(const Manifest& live, const Policy& next) {
     if (!pats_after.count(pt.pattern)) d.patterns_removed.push_back(pt.pattern);
   d.default_before = live.default_action;
   d.default_after = action_name(next.default_action);
+  d.stateful_before = live.stateful;
+  d.stateful_after = next.flows.stateful;
   return d;
 }
 

@@ -28,9 +28,25 @@ def udp_sink(port, seconds, v6=False):
     print(n, flush=True)
 
 
-def udp_send(host, port, count, size=100, gap=0.0005):
+def sip_invite(host, size):
+    """A SIP INVITE with an SDP body, padded to SIZE bytes (big ones get fragmented)."""
+    sdp = ("v=0\r\no=- 1 1 IN IP4 198.18.0.2\r\ns=-\r\nc=IN IP4 198.18.0.2\r\nt=0 0\r\n"
+           "m=audio 20000 RTP/AVP 0 8\r\n")
+
+    def head(body_len):
+        return (f"INVITE sip:100@{host} SIP/2.0\r\nVia: SIP/2.0/UDP 198.18.0.2:5070;branch=z9hG4bK-1\r\n"
+                "From: <sip:200@198.18.0.2>;tag=1\r\nTo: <sip:100@198.18.0.1>\r\nCall-ID: frag-1@198.18.0.2\r\n"
+                "CSeq: 1 INVITE\r\nUser-Agent: Linphone/5.2\r\nContent-Type: application/sdp\r\n"
+                f"Content-Length: {body_len:05d}\r\n\r\n")
+
+    pad = max(0, size - len(head(0)) - len(sdp) - len("a=x-pad:\r\n"))
+    body = sdp + "a=x-pad:" + "p" * pad + "\r\n"
+    return (head(len(body)) + body).encode()
+
+
+def udp_send(host, port, count, size=100, gap=0.0005, kind="x"):
     s = socket.socket(family(host), socket.SOCK_DGRAM)
-    payload = b"x" * size
+    payload = sip_invite(host, size) if kind == "invite" else b"x" * size
     for _ in range(count):
         s.sendto(payload, (host, port))
         if gap:
@@ -73,14 +89,53 @@ def tcp_try(host, port, timeout):
     sys.exit(0 if ok else 3)
 
 
+def udp_echo(port, seconds, v6=False):
+    """Echoes datagrams on PORT until SECONDS pass; prints 'ready', then how many it echoed."""
+    s = socket.socket(socket.AF_INET6 if v6 else socket.AF_INET, socket.SOCK_DGRAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("::" if v6 else "0.0.0.0", port))
+    print("ready", flush=True)
+    n = 0
+    deadline = time.time() + seconds
+    while True:
+        left = deadline - time.time()
+        if left <= 0:
+            break
+        r, _, _ = select.select([s], [], [], left)
+        if r:
+            data, addr = s.recvfrom(65535)
+            s.sendto(data, addr)
+            n += 1
+    print(n, flush=True)
+
+
+def udp_ask(host, port, sport, timeout):
+    """Sends one datagram from SPORT to host:port; exit 0 when the echo comes back, 3 otherwise."""
+    s = socket.socket(family(host), socket.SOCK_DGRAM)
+    s.bind(("::" if family(host) == socket.AF_INET6 else "0.0.0.0", sport))
+    s.settimeout(timeout)
+    s.sendto(b"are you there", (host, port))
+    try:
+        ok = s.recv(64) == b"are you there"
+    except OSError as e:
+        print(f"udp {host}:{port}: {e}", file=sys.stderr)
+        sys.exit(3)
+    sys.exit(0 if ok else 3)
+
+
 if __name__ == "__main__":
     mode, args = sys.argv[1], sys.argv[2:]
     if mode == "udp-sink":
         udp_sink(int(args[0]), float(args[1]), len(args) > 2 and args[2] == "v6")
     elif mode == "udp-send":
-        udp_send(args[0], int(args[1]), int(args[2]), int(args[3]) if len(args) > 3 else 100)
+        udp_send(args[0], int(args[1]), int(args[2]), int(args[3]) if len(args) > 3 else 100,
+                 kind=args[4] if len(args) > 4 else "x")
     elif mode == "tcp-echo":
         tcp_echo(int(args[0]), float(args[1]))
+    elif mode == "udp-echo":
+        udp_echo(int(args[0]), float(args[1]), len(args) > 2 and args[2] == "v6")
+    elif mode == "udp-ask":
+        udp_ask(args[0], int(args[1]), int(args[2]), float(args[3]))
     elif mode == "tcp-try":
         tcp_try(args[0], int(args[1]), float(args[2]))
     else:

@@ -65,3 +65,33 @@ TEST_CASE("policy diff") {
   CHECK(d.default_after == "allow");
   CHECK(!d.empty());
 }
+
+TEST_CASE("policy diff: DSCP rules and stateful replies") {
+  Manifest live;
+  live.default_action = "drop";
+  live.stateful = true;
+  live.dscp = {{"sip", "udp sport 5060", "cs3", 24, 520},
+               {"rtp", "udp sport 16384-32768", "ef", 46, 521},
+               {"old", "tcp sport 5061", "cs3", 24, 522}};
+  Policy next = parse_ok(R"({"version":1,"default_action":"drop","stateful":false,
+    "dscp":[
+      {"name":"rtp","proto":"udp","sport":"16384-32768","class":"ef"},
+      {"name":"sip","proto":"udp","sport":5060,"class":"cs5"},
+      {"name":"new","proto":"udp","sport":5080,"class":"cs3"}]})");
+  PolicyDiff d = diff_policy(live, next);
+  CHECK(d.dscp.added == std::vector<std::string>{"new"});
+  CHECK(d.dscp.removed == std::vector<std::string>{"old"});
+  CHECK(d.dscp.changed == std::vector<std::string>{"sip"});
+  CHECK(d.dscp.moved == std::vector<std::string>{"rtp", "sip"});
+  CHECK(d.stateful_before);
+  CHECK_FALSE(d.stateful_after);
+  CHECK(d.added.empty());
+  CHECK(!d.empty());
+  // The same policy again: nothing changes.
+  Manifest same;
+  same.default_action = "drop";
+  same.dscp = {{"sip", "udp sport 5060", "cs3", 24, 520}};
+  CHECK(diff_policy(same, parse_ok(R"({"version":1,"default_action":"drop","stateful":false,
+    "dscp":[{"name":"sip","proto":"udp","sport":5060,"class":"cs3"}]})"))
+            .empty());
+}

@@ -136,6 +136,8 @@ class Datapath {
     uint64_t live = 0;     // flows still within their timeout
   };
   Result<FlowTable> flow_table() const;
+  // Fails when `p` asks for what only a new attach can change (flow_table_size).
+  Status check_load_time_settings(const Policy& p) const;
 
   // Attach/detach of the XDP program on an interface in the current netns.
   struct AttachOptions {

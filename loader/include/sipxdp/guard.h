@@ -11,13 +11,22 @@
 
 namespace sipxdp {
 
+// Names added, removed, changed (match or action) and moved in an ordered list.
+struct ListDiff {
+  std::vector<std::string> added, removed, changed, moved;
+  bool empty() const { return added.empty() && removed.empty() && changed.empty() && moved.empty(); }
+};
+
 struct PolicyDiff {
   std::vector<std::string> added, removed, changed, moved;  // rule names
   std::vector<std::string> patterns_added, patterns_removed;
+  ListDiff dscp;                              // DSCP rule names
   std::string default_before, default_after;  // equal when unchanged
+  bool stateful_before = false, stateful_after = false;
   bool empty() const {
     return added.empty() && removed.empty() && changed.empty() && moved.empty() && patterns_added.empty() &&
-           patterns_removed.empty() && default_before == default_after;
+           patterns_removed.empty() && dscp.empty() && default_before == default_after &&
+           stateful_before == stateful_after;
   }
 };
 
