@@ -87,6 +87,14 @@ for port in 23 3306 5038; do
 done
 echo "probes of TCP 23, 3306, 5038: dropped"
 
+say "the server's own connections under default drop (stateful replies)"
+in_cli timeout 10 nc -l 9000 >/dev/null 2>&1 &
+sleep 0.3
+# (to the management address: the scanner's address is banned, and a ban drops replies too)
+if echo hello | in_srv timeout 3 nc -w 1 -q 1 $M4 9000; then echo "TCP from the server to $M4:9000: connected, replies let in"; else echo "TCP from the server: failed (unexpected)"; fi
+in_srv ping -c 3 -i 0.2 -q $M4 | grep -E 'transmitted' | sed 's/^/ping from the server: /'
+"$SIPXDP" --netns "$SRV" status | grep flows
+
 say "sipxdp stats $SIF"
 "$SIPXDP" --netns "$SRV" stats "$SIF"
 
