@@ -587,19 +587,17 @@ static __always_inline int judge_later_fragment(const struct pkt *p)
 	return XDP_DROP;
 }
 
-/*
- * Stateful replies: a packet is a reply when the egress program recorded the
- * flow it answers (see bpf/egress.bpf.c) within the flow kind's timeout.
- * ICMP: only echo replies, matched by identifier.
- */
-static __always_inline int is_reply(const struct pkt *p, const struct sipxdp_policy_hdr *hdr)
+/* 1 when the flow `k` was recorded by the egress program within its timeout. */
+static __always_inline int flow_live(struct sipxdp_flow_key *k, const struct sipxdp_policy_hdr *hdr)
 {
-	struct sipxdp_flow_key k;
+	struct flow_hint *hint = flow_hint_map();
 	struct sipxdp_flow *f;
-	struct flow_hint *hint;
-	__u32 kind, h;
+	__u32 h = sipxdp_flow_hash(k), kind;
 
-	switch (p->proto) {
+	if (!hint ||
+	    !(hint->bits[(h / 64) & (SIPXDP_FLOW_HINT_BITS / 64 - 1)] & (1ull << (h % 64))))
+		return 0;
+	switch (k->proto) {
 	case IPPROTO_TCP:
 		kind = SIPXDP_FLOW_TCP;
 		break;
@@ -607,27 +605,109 @@ static __always_inline int is_reply(const struct pkt *p, const struct sipxdp_pol
 		kind = SIPXDP_FLOW_UDP;
 		break;
 	case IPPROTO_ICMP:
-		if (p->family != 4 || p->icmp_type != 0)
-			return 0;
-		kind = SIPXDP_FLOW_ICMP;
-		break;
 	case IPPROTO_ICMPV6:
-		if (p->icmp_type != 129)
-			return 0;
 		kind = SIPXDP_FLOW_ICMP;
 		break;
 	default:
 		kind = SIPXDP_FLOW_OTHER;
 	}
-	flow_key(&k, p, 0);
-	h = sipxdp_flow_hash(&k);
-	hint = flow_hint_map();
-	if (!hint ||
-	    !(hint->bits[(h / 64) & (SIPXDP_FLOW_HINT_BITS / 64 - 1)] & (1ull << (h % 64))))
-		return 0;
-	f = bpf_map_lookup_elem(&flows, &k);
+	f = bpf_map_lookup_elem(&flows, k);
 	return f && bpf_ktime_get_coarse_ns() - f->seen_ns <=
 			    (__u64)hdr->flow_timeout_s[kind & 3] * 1000000000ull;
+}
+
+/*
+ * An ICMP error (destination unreachable, packet too big, time exceeded,
+ * parameter problem) about a packet of a recorded flow: the quoted header is
+ * the flow's outbound packet, so path MTU discovery and traceroute work under
+ * default drop. The quote is read with bpf_xdp_load_bytes: a rare path, kept
+ * out of the verifier's packet-pointer bookkeeping.
+ */
+static __always_inline int is_related(struct xdp_md *ctx, const struct pkt *p, __u32 icmp_off,
+				      const struct sipxdp_policy_hdr *hdr)
+{
+	struct sipxdp_flow_key k = {.family = p->family};
+	__u8 q[48];
+	__u64 a[2], b[2];
+	__u32 l4, w;
+
+	if (p->family == 4) {
+		if (bpf_xdp_load_bytes(ctx, icmp_off + 8, q, 28) < 0 || (q[0] >> 4) != 4)
+			return 0;
+		l4 = (q[0] & 0x0f) * 4;
+		if (l4 < 20 || bpf_xdp_load_bytes(ctx, icmp_off + 8 + l4, q + 20, 8) < 0)
+			return 0;
+		/* A quoted later fragment has no ports. */
+		if (q[6] & 0x1f || q[7])
+			return 0;
+		k.proto = q[9];
+		__builtin_memcpy(k.laddr, q + 12, 4);
+		__builtin_memcpy(k.raddr, q + 16, 4);
+		/* It must be about a packet this host sent. */
+		__builtin_memcpy(&w, k.laddr, 4);
+		if (w != p->dst.v4)
+			return 0;
+	} else {
+		if (bpf_xdp_load_bytes(ctx, icmp_off + 8, q, 48) < 0 || (q[0] >> 4) != 6)
+			return 0;
+		/* Quotes with extension headers are not followed. */
+		k.proto = q[6];
+		__builtin_memcpy(k.laddr, q + 8, 16);
+		__builtin_memcpy(k.raddr, q + 24, 16);
+		__builtin_memcpy(a, k.laddr, 16);
+		__builtin_memcpy(b, p->dst.v6, 16);
+		if (a[0] != b[0] || a[1] != b[1])
+			return 0;
+		__builtin_memcpy(q + 20, q + 40, 8);
+	}
+	switch (k.proto) {
+	case IPPROTO_TCP:
+	case IPPROTO_UDP:
+		__builtin_memcpy(&k.lport, q + 20, 2);
+		__builtin_memcpy(&k.rport, q + 22, 2);
+		break;
+	case IPPROTO_ICMP:
+	case IPPROTO_ICMPV6:
+		/* about an echo request: its identifier */
+		__builtin_memcpy(&k.lport, q + 24, 2);
+		k.rport = k.lport;
+		break;
+	}
+	return flow_live(&k, hdr);
+}
+
+/*
+ * Stateful replies: a packet is a reply when the egress program recorded the
+ * flow it answers (see bpf/egress.bpf.c) within the flow kind's timeout.
+ * ICMP: echo replies, matched by identifier, and errors about a flow.
+ */
+__noinline int sipxdp_is_reply(struct xdp_md *ctx, const struct pkt *p, __u32 l4_off, __u32 gen)
+{
+	struct sipxdp_policy_hdr *hdr;
+	struct sipxdp_flow_key k;
+
+	/* A global function, verified once on its own: the main program's
+	 * verification budget is mostly spent on its parse paths.
+	 */
+	gen &= 1;
+	hdr = bpf_map_lookup_elem(&policy_hdr, &gen);
+	if (!p || !hdr)
+		return 0;
+
+	if (p->proto == IPPROTO_ICMP && p->family == 4) {
+		if (p->icmp_type == 3 || p->icmp_type == 4 || p->icmp_type == 11 ||
+		    p->icmp_type == 12)
+			return is_related(ctx, p, l4_off, hdr);
+		if (p->icmp_type != 0)
+			return 0;
+	} else if (p->proto == IPPROTO_ICMPV6) {
+		if (p->icmp_type >= 1 && p->icmp_type <= 4)
+			return is_related(ctx, p, l4_off, hdr);
+		if (p->icmp_type != 129)
+			return 0;
+	}
+	flow_key(&k, p, 0);
+	return flow_live(&k, hdr);
 }
 
 static __always_inline int is_martian(const struct pkt *p)
@@ -830,7 +910,8 @@ dflt:
 	action = hdr->default_action;
 decide:
 	/* What the rules drop may still be the reply to a flow this host opened. */
-	if (action == SIPXDP_ACT_DROP && (hdr->flags & SIPXDP_HDR_STATEFUL) && is_reply(&p, hdr)) {
+	if (action == SIPXDP_ACT_DROP && (hdr->flags & SIPXDP_HDR_STATEFUL) &&
+	    sipxdp_is_reply(ctx, &p, c.pos - (void *)(long)ctx->data, gen)) {
 		slot = SIPXDP_CTR_ESTABLISHED;
 		action = SIPXDP_ACT_ALLOW;
 	}

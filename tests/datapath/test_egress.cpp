@@ -235,6 +235,41 @@ TEST_CASE("stateful: replies to outbound flows pass on 'established', nothing el
   CHECK(s->entries == 5);
 }
 
+TEST_CASE("stateful: ICMP errors about a recorded flow pass (path MTU discovery, traceroute)") {
+  Harness h = Harness::make(R"({"version": 1, "default_action": "drop"})");
+  // The quoted packet: the IP header and the first 8 bytes after it.
+  auto quote = [](const std::vector<uint8_t>& frame, size_t n) {
+    return std::string(frame.begin() + 14, frame.begin() + 14 + n);
+  };
+  auto syn = PacketBuilder().ipv4(kServer, "198.18.99.5").tcp(45000, 443).build();
+  auto frag_needed = PacketBuilder().ipv4("198.18.50.1", kServer).icmp(3, 4).payload(quote(syn, 28)).build();
+  h.expect("fragmentation needed before the flow exists", frag_needed, DROP, "default");
+  egress(h, "SYN out", syn, nullptr);
+  h.expect("fragmentation needed about it, from a router", frag_needed, PASS, "established");
+  h.expect("time exceeded about it",
+           PacketBuilder().ipv4("198.18.50.1", kServer).icmp(11, 0).payload(quote(syn, 28)).build(), PASS,
+           "established");
+  auto other = PacketBuilder().ipv4(kServer, "198.18.99.5").tcp(45001, 443).build();
+  h.expect("about another port",
+           PacketBuilder().ipv4("198.18.50.1", kServer).icmp(3, 4).payload(quote(other, 28)).build(), DROP, "default");
+  auto forged = PacketBuilder().ipv4("198.18.99.5", "198.18.99.6").tcp(45000, 443).build();
+  h.expect("quoting a packet this host did not send",
+           PacketBuilder().ipv4("198.18.50.1", kServer).icmp(3, 4).payload(quote(forged, 28)).build(), DROP, "default");
+  h.expect("truncated quote", PacketBuilder().ipv4("198.18.50.1", kServer).icmp(3, 4).payload(quote(syn, 20)).build(),
+           DROP, "default");
+
+  auto udp6 = PacketBuilder().ipv6(kServer6, kClient6).udp(40002, 5060).payload(1400).build();
+  auto too_big = PacketBuilder().ipv6("2001:db8:50::1", kServer6).icmp(2, 0).payload(quote(udp6, 48)).build();
+  h.expect("IPv6 packet too big before the flow", too_big, DROP, "default");
+  egress(h, "IPv6 UDP out", udp6, nullptr);
+  h.expect("IPv6 packet too big about it", too_big, PASS, "established");
+  auto ping = PacketBuilder().ipv4(kServer, kClient).icmp(8).echo_id(31).build();
+  egress(h, "ping out", ping, nullptr);
+  h.expect("unreachable about the ping",
+           PacketBuilder().ipv4("198.18.50.1", kServer).icmp(3, 1).payload(quote(ping, 28)).build(), PASS,
+           "established");
+}
+
 TEST_CASE("stateful: a flow expires after its timeout") {
   Harness h = Harness::make(R"({"version": 1, "default_action": "drop", "flow_timeouts": {"udp": 1}})");
   auto reply = PacketBuilder().ipv4(kClient, kServer).udp(53, 40000).build();
