@@ -536,21 +536,6 @@ static __always_inline int verdict(__u32 action)
 	return action == SIPXDP_ACT_ALLOW ? XDP_PASS : XDP_DROP;
 }
 
-static __always_inline void frag_key(const struct pkt *p, struct sipxdp_frag_key *k)
-{
-	__builtin_memset(k, 0, sizeof(*k));
-	k->id = p->frag_id;
-	k->family = p->family;
-	k->proto = p->proto;
-	if (p->family == 4) {
-		__builtin_memcpy(k->src, &p->src.v4, 4);
-		__builtin_memcpy(k->dst, &p->dst.v4, 4);
-	} else {
-		__builtin_memcpy(k->src, p->src.v6, 16);
-		__builtin_memcpy(k->dst, p->dst.v6, 16);
-	}
-}
-
 /* Counts the packet and gives its verdict; a first fragment's verdict is
  * remembered for the rest of its datagram, which carry no ports to judge.
  */

@@ -87,7 +87,7 @@ TEST_CASE("egress marks IPv4 with the first matching DSCP rule; checksum fixed, 
        0xff},
       {"no rule: TCP 5080", PacketBuilder().ipv4(kServer, kClient).tcp(5080, 40000, 0x18).build(), nullptr, 0xff},
       {"no rule: ICMP", PacketBuilder().ipv4(kServer, kClient).icmp(0).build(), nullptr, 0xff},
-      {"no rule: later fragment of SIP",
+      {"later fragment whose first fragment was not seen",
        PacketBuilder().ipv4(kServer, kClient).fragment(1480, false).udp(5060, 5060).payload(100).build(), nullptr,
        0xff},
   };
@@ -127,6 +127,31 @@ TEST_CASE("egress marks IPv6 traffic class; flow label and ECN kept") {
   auto other = PacketBuilder().ipv6(kServer6, "2001:db8:a::5").tos(0x10).udp(40000, 4000).build();
   out = egress(h, "IPv6 no rule", other, nullptr);
   CHECK(out == other);
+}
+
+TEST_CASE("later fragments leave with their first fragment's mark") {
+  Harness h = Harness::make(kPolicy);
+  // A 3,000-byte SIP INVITE from the server, as the kernel fragments it before TC.
+  auto first = PacketBuilder().ipv4(kServer, kClient).fragment(0, true, 0x51).udp(5060, 5060).payload(1472).build();
+  auto second = PacketBuilder().ipv4(kServer, kClient).fragment(1480, true, 0x51).udp(5060, 5060).payload(1480).build();
+  auto last = PacketBuilder().ipv4(kServer, kClient).fragment(2960, false, 0x51).udp(5060, 5060).payload(48).build();
+  for (auto* f : {&first, &second, &last}) {
+    auto out = egress(h, "IPv4 fragment of a SIP datagram", *f, "dscp:sip-cs3");
+    CHECK((tos4(out) >> 2) == 24);
+    CHECK(ipv4_sum(out) == 0xffff);
+  }
+  auto v6first =
+      PacketBuilder().ipv6(kServer6, kClient6).fragment(0, true, 0x52).udp(20000, 20000).payload(1400).build();
+  auto v6last =
+      PacketBuilder().ipv6(kServer6, kClient6).fragment(1408, false, 0x52).udp(20000, 20000).payload(600).build();
+  CHECK(tclass6(egress(h, "IPv6 first fragment of RTP", v6first, "dscp:rtp-ef")) == (46 << 2));
+  CHECK(tclass6(egress(h, "IPv6 later fragment of RTP", v6last, "dscp:rtp-ef")) == (46 << 2));
+  // A datagram no rule marks: its later fragments stay unmarked too.
+  auto plain = PacketBuilder().ipv4(kServer, kClient).fragment(0, true, 0x53).udp(40000, 2000).payload(1472).build();
+  auto plain2 =
+      PacketBuilder().ipv4(kServer, kClient).fragment(1480, false, 0x53).udp(40000, 2000).payload(100).build();
+  CHECK(egress(h, "unmarked first fragment", plain, nullptr) == plain);
+  CHECK(egress(h, "unmarked later fragment", plain2, nullptr) == plain2);
 }
 
 TEST_CASE("random TOS values and classes: the IPv4 checksum always verifies") {

@@ -231,6 +231,22 @@ SIPXDP_MAP struct {
 	__type(value, struct flow_hint);
 } flow_hint SEC(".maps");
 
+/* The DSCP rule of each outbound first fragment, for its later fragments
+ * (the kernel fragments before TC egress; later fragments carry no ports).
+ */
+struct out_frag {
+	__u64 expires_ns;
+	__u32 rule; /* DSCP rule index + 1; 0: none matched */
+	__u32 gen;
+};
+
+SIPXDP_MAP struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, struct sipxdp_frag_key);
+	__type(value, struct out_frag);
+} out_frags SEC(".maps");
+
 /* DSCP rules per generation: [gen * SIPXDP_MAX_DSCP_RULES + i]. */
 SIPXDP_MAP struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -268,6 +284,22 @@ static __always_inline void flow_key(struct sipxdp_flow_key *k, const struct pkt
 	} else {
 		__builtin_memcpy(k->laddr, out ? p->src.v6 : p->dst.v6, 16);
 		__builtin_memcpy(k->raddr, out ? p->dst.v6 : p->src.v6, 16);
+	}
+}
+
+/* The datagram a fragment belongs to. */
+static __always_inline void frag_key(const struct pkt *p, struct sipxdp_frag_key *k)
+{
+	__builtin_memset(k, 0, sizeof(*k));
+	k->id = p->frag_id;
+	k->family = p->family;
+	k->proto = p->proto;
+	if (p->family == 4) {
+		__builtin_memcpy(k->src, &p->src.v4, 4);
+		__builtin_memcpy(k->dst, &p->dst.v4, 4);
+	} else {
+		__builtin_memcpy(k->src, p->src.v6, 16);
+		__builtin_memcpy(k->dst, p->dst.v6, 16);
 	}
 }
 
