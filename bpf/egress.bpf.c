@@ -43,9 +43,10 @@ static __always_inline void record_flow(const struct pkt *p)
 	bpf_map_update_elem(&flows, &k, &v, BPF_ANY);
 	h = sipxdp_flow_hash(&k);
 	hint = flow_hint_map();
-	if (hint)
-		__sync_fetch_and_or(&hint->bits[(h / 64) & (SIPXDP_FLOW_HINT_BITS / 64 - 1)],
-				    1ull << (h % 64));
+	if (hint) {
+		flow_hint_set(hint, h);
+		flow_hint_set(hint, flow_addr_hash(p, 1));
+	}
 }
 
 static __always_inline int in_ranges(__u16 port, __u16 (*r)[2], __u32 n)

@@ -572,6 +572,14 @@ static __always_inline int judge_later_fragment(const struct pkt *p)
 	return XDP_DROP;
 }
 
+/* 0 proves the source has no recorded flow. (Not for ICMP: errors come from routers.) */
+static __always_inline int maybe_reply(const struct pkt *p)
+{
+	struct flow_hint *hint = flow_hint_map();
+
+	return hint && flow_hint_test(hint, flow_addr_hash(p, 0));
+}
+
 /* 1 when the flow `k` was recorded by the egress program within its timeout. */
 static __always_inline int flow_live(struct sipxdp_flow_key *k, const struct sipxdp_policy_hdr *hdr)
 {
@@ -579,8 +587,7 @@ static __always_inline int flow_live(struct sipxdp_flow_key *k, const struct sip
 	struct sipxdp_flow *f;
 	__u32 h = sipxdp_flow_hash(k), kind;
 
-	if (!hint ||
-	    !(hint->bits[(h / 64) & (SIPXDP_FLOW_HINT_BITS / 64 - 1)] & (1ull << (h % 64))))
+	if (!hint || !flow_hint_test(hint, h))
 		return 0;
 	switch (k->proto) {
 	case IPPROTO_TCP:
@@ -754,6 +761,14 @@ static __always_inline __u32 port_lookup(__u32 gen, __u32 table, __u32 port)
 	return cls ? *cls : 0;
 }
 
+static __always_inline __u32 class_flags(__u32 gen, __u32 cls)
+{
+	__u32 idx = gen * SIPXDP_MAX_CLASSES + (cls & (SIPXDP_MAX_CLASSES - 1));
+	struct sipxdp_rule *r = bpf_map_lookup_elem(&cls_rule, &idx);
+
+	return r ? r->flags : 0;
+}
+
 static __always_inline __u32 dport_table(const struct pkt *p, __u32 *port)
 {
 	switch (p->proto) {
@@ -789,7 +804,7 @@ int xdp_ingress(struct xdp_md *ctx)
 	struct sipxdp_sip_cfg *cfg;
 	struct sipxdp_policy_hdr *hdr;
 	struct sipxdp_rule *rule;
-	__u32 zero = 0, gen, table, port, cls, idx, l3_off, l4_end, slot, action;
+	__u32 zero = 0, gen, table, port, cls, idx, l3_off, l4_end, slot, action, rflags;
 	__u16 h_proto;
 	int hit;
 
@@ -843,12 +858,18 @@ int xdp_ingress(struct xdp_md *ctx)
 
 	table = dport_table(&p, &port);
 	cls = port_lookup(gen, table, port);
-	if (cls && (hdr->flags & SIPXDP_HDR_SPORT)) {
+	/* When the first rule of the class so far matches any source port or
+	 * address, it is the answer: the remaining lookups are skipped.
+	 */
+	rflags = class_flags(gen, cls);
+	if (cls && !(rflags & SIPXDP_RULE_NO_SPORT_ADDR) && (hdr->flags & SIPXDP_HDR_SPORT)) {
 		__u32 sport = table <= SIPXDP_PT_UDP ? bpf_ntohs(p.sport) : 0;
 
 		cls = combine(gen, SIPXDP_COMB_PS, cls, port_lookup(gen, SIPXDP_PT_SPORT, sport));
+		rflags = class_flags(gen, cls);
 	}
-	if (cls && (hdr->flags & (SIPXDP_HDR_SRC | SIPXDP_HDR_DST))) {
+	if (cls && !(rflags & SIPXDP_RULE_NO_ADDR) &&
+	    (hdr->flags & (SIPXDP_HDR_SRC | SIPXDP_HDR_DST))) {
 		__u32 acls;
 
 		if (!(hdr->flags & SIPXDP_HDR_DST))
@@ -896,6 +917,7 @@ dflt:
 decide:
 	/* What the rules drop may still be the reply to a flow this host opened. */
 	if (action == SIPXDP_ACT_DROP && (hdr->flags & SIPXDP_HDR_STATEFUL) &&
+	    (p.proto == IPPROTO_ICMP || p.proto == IPPROTO_ICMPV6 || maybe_reply(&p)) &&
 	    sipxdp_is_reply(ctx, &p, c.pos - (void *)(long)ctx->data, gen)) {
 		slot = SIPXDP_CTR_ESTABLISHED;
 		action = SIPXDP_ACT_ALLOW;

@@ -413,6 +413,16 @@ int compiled_scan(const CompiledPolicy& c, const std::string& payload) {
   return best;
 }
 
+namespace {
+
+uint32_t rule_flags(const Rule& r) {
+  bool no_addr = r.src.empty() && r.dst.empty();
+  return (r.inspect_sip ? SIPXDP_RULE_INSPECT_SIP : 0u) | (no_addr ? SIPXDP_RULE_NO_ADDR : 0u) |
+         (no_addr && r.sport.empty() ? SIPXDP_RULE_NO_SPORT_ADDR : 0u);
+}
+
+}  // namespace
+
 Result<CompiledPolicy> compile_policy(const Policy& p, const Slots& slots) {
   if (slots.rules.size() != p.rules.size() || slots.patterns.size() != p.sip.patterns.size() ||
       slots.dscp.size() != p.dscp.size())
@@ -476,9 +486,8 @@ Result<CompiledPolicy> compile_policy(const Policy& p, const Slots& slots) {
     int r = cls.first(c);
     if (r < 0) continue;
     const Rule& rule = p.rules[r];
-    out.cls_rule[c] =
-        sipxdp_rule{rule.action == Action::allow ? uint32_t(SIPXDP_ACT_ALLOW) : uint32_t(SIPXDP_ACT_DROP),
-                    rule_counter[r], rule.inspect_sip ? SIPXDP_RULE_INSPECT_SIP : 0u, static_cast<uint32_t>(r)};
+    out.cls_rule[c] = sipxdp_rule{rule.action == Action::allow ? uint32_t(SIPXDP_ACT_ALLOW) : uint32_t(SIPXDP_ACT_DROP),
+                                  rule_counter[r], rule_flags(rule), static_cast<uint32_t>(r)};
   }
   out.hdr.flags = SIPXDP_HDR_VALID | (use_sport ? SIPXDP_HDR_SPORT : 0) | (use_src ? SIPXDP_HDR_SRC : 0) |
                   (use_dst ? SIPXDP_HDR_DST : 0);
@@ -571,9 +580,12 @@ int compiled_match(const CompiledPolicy& c, const PacketKey& k) {
     table = SIPXDP_PT_OTHER, v = k.proto;
   uint32_t cls = port(table, v);
   uint32_t f = c.hdr.flags;
-  if (cls && (f & SIPXDP_HDR_SPORT))
+  // As the kernel: a class whose first rule matches any source port (and
+  // address) is the answer already.
+  auto flags = [&](uint32_t cl) { return cl < c.cls_rule.size() ? c.cls_rule[cl].flags : 0u; };
+  if (cls && !(flags(cls) & SIPXDP_RULE_NO_SPORT_ADDR) && (f & SIPXDP_HDR_SPORT))
     cls = comb(SIPXDP_COMB_PS, cls, port(SIPXDP_PT_SPORT, table <= SIPXDP_PT_UDP ? k.sport : 0));
-  if (cls && (f & (SIPXDP_HDR_SRC | SIPXDP_HDR_DST))) {
+  if (cls && !(flags(cls) & SIPXDP_RULE_NO_ADDR) && (f & (SIPXDP_HDR_SRC | SIPXDP_HDR_DST))) {
     uint32_t a;
     if (!(f & SIPXDP_HDR_DST))
       a = addr(SIPXDP_DIR_SRC);

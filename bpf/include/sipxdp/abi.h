@@ -94,6 +94,10 @@ enum sipxdp_action {
 
 /* Rule flags. */
 #define SIPXDP_RULE_INSPECT_SIP (1u << 0)
+/* The class's first rule matches any address (any source port and address):
+ * a packet whose class this is needs no further lookup. */
+#define SIPXDP_RULE_NO_ADDR (1u << 1)
+#define SIPXDP_RULE_NO_SPORT_ADDR (1u << 2)
 
 /* What a packet does when its final class is cls: cls_rule[gen * MAX_CLASSES + cls]. */
 struct sipxdp_rule {

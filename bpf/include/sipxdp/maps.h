@@ -310,4 +310,32 @@ static __always_inline struct flow_hint *flow_hint_map(void)
 	return bpf_map_lookup_elem(&flow_hint, &zero);
 }
 
+/* The flow hint also has one bit per hash of a remote address, so the XDP
+ * program can rule out "a reply" for most dropped packets (a SYN flood from
+ * spoofed sources) without calling the full check. `out`: p is outbound.
+ */
+static __always_inline __u32 flow_addr_hash(const struct pkt *p, int out)
+{
+	__u32 h = out ? p->dst.v4 : p->src.v4;
+
+	if (p->family == 6) {
+		__u32 w[4];
+
+		__builtin_memcpy(w, out ? p->dst.v6 : p->src.v6, 16);
+		h = w[0] ^ (w[1] * 0x85ebca6bu) ^ (w[2] * 0xc2b2ae35u) ^ (w[3] * 0x27d4eb2fu);
+	}
+	return ((h ^ 0x5bd1e995u) * 0x9e3779b1u) >> (32 - SIPXDP_FLOW_HINT_SHIFT);
+}
+
+static __always_inline int flow_hint_test(struct flow_hint *hint, __u32 h)
+{
+	return (hint->bits[(h / 64) & (SIPXDP_FLOW_HINT_BITS / 64 - 1)] & (1ull << (h % 64))) != 0;
+}
+
+static __always_inline void flow_hint_set(struct flow_hint *hint, __u32 h)
+{
+	__sync_fetch_and_or(&hint->bits[(h / 64) & (SIPXDP_FLOW_HINT_BITS / 64 - 1)],
+			    1ull << (h % 64));
+}
+
 #endif /* SIPXDP_MAPS_H */
