@@ -16,7 +16,33 @@
 /* Ethernet, two VLAN tags, IPv6 with a few extension headers, TCP. */
 #define HEADERS_MAX 192
 
-static __always_inline void record_flow(const struct pkt *p)
+/*
+ * 1 when the rules let this UDP packet's replies in whatever their source
+ * (the first rule for the reply's destination port allows and matches any
+ * source port and address, or no rule does and the default allows). Such
+ * flows are not recorded: RTP and SIP streams would otherwise fill the
+ * table and push out the flows that need it. (TCP is always recorded, so
+ * that ICMP errors about a connection, such as "packet too big", are
+ * recognised.)
+ */
+static __always_inline int replies_allowed(const struct pkt *p, __u32 gen,
+					   const struct sipxdp_policy_hdr *hdr)
+{
+	__u32 idx = sipxdp_port_index(gen, SIPXDP_PT_UDP, bpf_ntohs(p->sport));
+	__u32 *cls = bpf_map_lookup_elem(&port_class, &idx);
+	struct sipxdp_rule *r;
+
+	if (!cls)
+		return 0;
+	if (!*cls)
+		return hdr->default_action == SIPXDP_ACT_ALLOW;
+	idx = gen * SIPXDP_MAX_CLASSES + (*cls & (SIPXDP_MAX_CLASSES - 1));
+	r = bpf_map_lookup_elem(&cls_rule, &idx);
+	return r && r->action == SIPXDP_ACT_ALLOW && (r->flags & SIPXDP_RULE_NO_SPORT_ADDR);
+}
+
+static __always_inline void record_flow(const struct pkt *p, __u32 gen,
+					const struct sipxdp_policy_hdr *hdr)
 {
 	struct sipxdp_flow_key k;
 	struct sipxdp_flow *f, v;
@@ -27,6 +53,8 @@ static __always_inline void record_flow(const struct pkt *p)
 	/* ICMP: only echo requests open a flow (their replies come back). */
 	if ((p->proto == IPPROTO_ICMP && (p->family != 4 || p->icmp_type != 8)) ||
 	    (p->proto == IPPROTO_ICMPV6 && p->icmp_type != 128))
+		return;
+	if (p->proto == IPPROTO_UDP && replies_allowed(p, gen, hdr))
 		return;
 	flow_key(&k, p, 1);
 	now = bpf_ktime_get_coarse_ns();
@@ -207,7 +235,7 @@ int tc_egress(struct __sk_buff *skb)
 	count_n(SIPXDP_CTR_EGRESS, skb->gso_segs ? skb->gso_segs : 1, skb->len);
 
 	if ((hdr->flags & SIPXDP_HDR_STATEFUL) && !p.frag_later)
-		record_flow(&p);
+		record_flow(&p, gen, hdr);
 
 	if (!hdr->ndscp)
 		return TC_ACT_OK;

@@ -295,6 +295,30 @@ TEST_CASE("stateful: ICMP errors about a recorded flow pass (path MTU discovery,
            "established");
 }
 
+TEST_CASE("stateful: UDP whose replies the rules allow anyway is not recorded (RTP does not fill the table)") {
+  Harness h = Harness::make(R"({"version": 1, "default_action": "drop", "rules": [
+    {"name": "rtp", "proto": "udp", "dport": "16384-32768", "action": "allow"},
+    {"name": "sip", "proto": "udp", "dport": 5060, "src": "198.18.0.0/16", "action": "allow"}]})");
+  auto entries = [&] {
+    auto t = h.dp.flow_table();
+    REQUIRE(t.ok());
+    return t->entries;
+  };
+  egress(h, "RTP out", PacketBuilder().ipv4(kServer, kClient).udp(20000, 30000).build(), nullptr);
+  CHECK(entries() == 0);
+  egress(h, "SIP out: its replies are allowed only from some sources",
+         PacketBuilder().ipv4(kServer, kClient).udp(5060, 5060).build(), nullptr);
+  CHECK(entries() == 1);
+  egress(h, "DNS out", PacketBuilder().ipv4(kServer, kClient).udp(40000, 53).build(), nullptr);
+  CHECK(entries() == 2);
+  egress(h, "TCP out from an allowed port is still recorded",
+         PacketBuilder().ipv4(kServer, kClient).tcp(20000, 443).build(), nullptr);
+  CHECK(entries() == 3);
+  h.expect("RTP back: on its rule", PacketBuilder().ipv4(kClient, kServer).udp(30000, 20000).build(), PASS, "rtp");
+  h.expect("SIP reply from outside the rule's sources",
+           PacketBuilder().ipv4("198.19.0.9", kServer).udp(5060, 5060).build(), DROP, "default");
+}
+
 TEST_CASE("stateful: a flow expires after its timeout") {
   Harness h = Harness::make(R"({"version": 1, "default_action": "drop", "flow_timeouts": {"udp": 1}})");
   auto reply = PacketBuilder().ipv4(kClient, kServer).udp(53, 40000).build();
