@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * sipxdp TC egress: records outbound flows (so the ingress program lets their
- * replies in) and marks DSCP by the first matching DSCP rule. It never drops:
- * every packet leaves with TC_ACT_OK.
+ * replies in) and marks DSCP by the first matching DSCP rule. It never
+ * decides a packet's fate: every exit is TC_ACT_UNSPEC.
  */
 #include <linux/bpf.h>
 #include <linux/pkt_cls.h>
@@ -50,10 +50,25 @@ static __always_inline void record_flow(const struct pkt *p, __u32 gen,
 	__u64 now;
 	__u32 h;
 
-	/* ICMP: only echo requests open a flow (their replies come back). */
-	if ((p->proto == IPPROTO_ICMP && (p->family != 4 || p->icmp_type != 8)) ||
-	    (p->proto == IPPROTO_ICMPV6 && p->icmp_type != 128))
+	/* TCP, UDP, and ICMP echo requests (their replies come back) open flows.
+	 * Other protocols (GRE, ESP, SCTP...) would be keyed by addresses alone,
+	 * letting in anything of that protocol from the peer: they need rules.
+	 */
+	switch (p->proto) {
+	case IPPROTO_TCP:
+	case IPPROTO_UDP:
+		break;
+	case IPPROTO_ICMP:
+		if (p->family != 4 || p->icmp_type != 8)
+			return;
+		break;
+	case IPPROTO_ICMPV6:
+		if (p->icmp_type != 128)
+			return;
+		break;
+	default:
 		return;
+	}
 	if (p->proto == IPPROTO_UDP && replies_allowed(p, gen, hdr))
 		return;
 	flow_key(&k, p, 1);
@@ -63,7 +78,8 @@ static __always_inline void record_flow(const struct pkt *p, __u32 gen,
 		/* One store, and only once a second per flow: RTP at 50 packets a
 		 * second per stream does not write the shared entry every packet.
 		 */
-		if (now - f->seen_ns > SIPXDP_FLOW_REFRESH_NS)
+		/* signed: another CPU may have stored a later time since `now` was read */
+		if ((__s64)(now - f->seen_ns) > (__s64)SIPXDP_FLOW_REFRESH_NS)
 			f->seen_ns = now;
 		return;
 	}
@@ -152,93 +168,111 @@ __noinline int sipxdp_match_dscp(const struct pkt *p, __u32 gen, __u32 n, __u32 
 	return -1;
 }
 
-/* RFC 1624: HC' = ~(~HC + ~m + m') for one 16-bit word changed from m to m'. */
-static __always_inline __u16 csum_replace16(__u16 check, __u16 old, __u16 new)
-{
-	__u32 sum = (__u16)~check + (__u16)~old + (__u32) new;
-
-	sum = (sum & 0xffff) + (sum >> 16);
-	sum = (sum & 0xffff) + (sum >> 16);
-	return ~sum;
-}
-
-/* Writes the DSCP bits, keeping ECN; the IPv4 header checksum follows. */
+/*
+ * Writes the DSCP bits, keeping ECN; the IPv4 header checksum follows
+ * (bpf_l3_csum_replace: RFC 1624's incremental update). Helpers rather than
+ * direct stores: a program that writes packet data directly gets a prologue
+ * that unclones every cloned skb (all of TCP's), marked or not.
+ */
 static __always_inline void set_dscp(struct __sk_buff *skb, const struct pkt *p, __u8 dscp)
 {
 	void *data = (void *)(long)skb->data, *end = (void *)(long)skb->data_end;
-	__u8 *ip = data + (p->l3_off & 0xff);
+	__u32 off = p->l3_off & 0xff;
+	__u8 *ip = data + off;
 
-	if ((void *)(ip + 20) > end)
+	if ((void *)(ip + 2) > end)
 		return;
 	if (p->family == 4) {
-		__u8 tos = (dscp << 2) | (ip[1] & 3);
+		__u8 b[2] = {ip[0], (dscp << 2) | (ip[1] & 3)};
 		__u16 old, new;
 
-		if (tos == ip[1])
+		if (b[1] == ip[1])
 			return;
-		old = *(__u16 *)ip;
-		ip[1] = tos;
-		new = *(__u16 *)ip;
-		*(__u16 *)(ip + 10) = csum_replace16(*(__u16 *)(ip + 10), old, new);
+		__builtin_memcpy(&old, ip, 2);
+		__builtin_memcpy(&new, b, 2);
+		if (bpf_skb_store_bytes(skb, off + 1, &b[1], 1, 0) == 0)
+			bpf_l3_csum_replace(skb, off + 10, old, new, 2);
 	} else {
 		/* version(4) | traffic class(8) | flow label(20): DSCP is the top six TC bits. */
-		__u8 b0 = 0x60 | (dscp >> 2), b1 = ((dscp & 3) << 6) | (ip[1] & 0x3f);
+		__u8 b[2] = {0x60 | (dscp >> 2), ((dscp & 3) << 6) | (ip[1] & 0x3f)};
 
-		ip[0] = b0;
-		ip[1] = b1;
+		if (b[0] == ip[0] && b[1] == ip[1])
+			return;
+		bpf_skb_store_bytes(skb, off, b, 2, 0);
 	}
 }
 
+/* Parses the linear part: 0, or -1 when a header is not (all) there. */
+static __always_inline int parse(struct __sk_buff *skb, struct pkt *p)
+{
+	struct cursor c = {.lax = 1};
+	__u16 h_proto;
+
+	c.pos = (void *)(long)skb->data;
+	c.end = (void *)(long)skb->data_end;
+	if (parse_eth(&c, &h_proto) < 0)
+		return -1;
+	p->l3_off = c.pos - (void *)(long)skb->data;
+	if (h_proto == ETH_P_IP) {
+		if (parse_ipv4(&c, p) < 0)
+			return -1;
+	} else if (h_proto == ETH_P_IPV6) {
+		if (parse_ipv6(&c, p) < 0)
+			return -1;
+	} else {
+		return 1; /* not IP: nothing to do */
+	}
+	if (!p->frag_later && parse_l4(&c, p) < 0)
+		return -1;
+	return 0;
+}
+
+/*
+ * Every exit is TC_ACT_UNSPEC: this filter never decides a packet's fate,
+ * so the filters after it on the interface still run.
+ */
 SEC("tc")
 int tc_egress(struct __sk_buff *skb)
 {
-	struct cursor c;
 	struct pkt p = {};
 	struct sipxdp_state *st;
 	struct sipxdp_policy_hdr *hdr;
 	struct sipxdp_dscp_rule *r;
-	__u32 zero = 0, gen, key, linear;
-	__u16 h_proto;
-	int i;
+	__u32 zero = 0, gen, key, segs;
+	int i, err;
 
-	/* Headers a parser reads must be in the linear part. */
-	linear = skb->data_end - skb->data;
-	if (linear < HEADERS_MAX && skb->len > linear)
-		bpf_skb_pull_data(skb, skb->len < HEADERS_MAX ? skb->len : HEADERS_MAX);
-
-	c.pos = (void *)(long)skb->data;
-	c.end = (void *)(long)skb->data_end;
 	p.len = skb->len;
-	if (parse_eth(&c, &h_proto) < 0)
-		return TC_ACT_OK;
-	p.l3_off = c.pos - (void *)(long)skb->data;
-	if (h_proto == ETH_P_IP) {
-		if (parse_ipv4(&c, &p) < 0)
-			return TC_ACT_OK;
-	} else if (h_proto == ETH_P_IPV6) {
-		if (parse_ipv6(&c, &p) < 0)
-			return TC_ACT_OK;
-	} else {
-		return TC_ACT_OK;
+	err = parse(skb, &p);
+	if (err < 0 && skb->len > skb->data_end - skb->data) {
+		/* Headers split across the paged part (rare: the stack puts the
+		 * headers of what it sends in the linear part). Pull only then:
+		 * pulling unclones, which costs a copy.
+		 */
+		if (bpf_skb_pull_data(skb, skb->len < HEADERS_MAX ? skb->len : HEADERS_MAX) < 0)
+			return TC_ACT_UNSPEC;
+		__builtin_memset(&p, 0, sizeof(p));
+		p.len = skb->len;
+		err = parse(skb, &p);
 	}
-	if (!p.frag_later && parse_l4(&c, &p) < 0)
-		return TC_ACT_OK;
+	if (err)
+		return TC_ACT_UNSPEC;
 
 	st = bpf_map_lookup_elem(&state, &zero);
 	if (!st)
-		return TC_ACT_OK;
+		return TC_ACT_UNSPEC;
 	gen = st->active_gen & 1;
 	hdr = bpf_map_lookup_elem(&policy_hdr, &gen);
 	if (!hdr || !(hdr->flags & SIPXDP_HDR_VALID))
-		return TC_ACT_OK;
+		return TC_ACT_UNSPEC;
 	/* A GSO packet is several packets on the wire. */
-	count_n(SIPXDP_CTR_EGRESS, skb->gso_segs ? skb->gso_segs : 1, skb->len);
+	segs = skb->gso_segs ? skb->gso_segs : 1;
+	count_n(SIPXDP_CTR_EGRESS, segs, skb->len);
 
 	if ((hdr->flags & SIPXDP_HDR_STATEFUL) && !p.frag_later)
 		record_flow(&p, gen, hdr);
 
 	if (!hdr->ndscp)
-		return TC_ACT_OK;
+		return TC_ACT_UNSPEC;
 	if (p.frag_later) {
 		/* The first fragment's rule, if it was seen (fragments leave in order). */
 		struct sipxdp_frag_key fk;
@@ -248,7 +282,7 @@ int tc_egress(struct __sk_buff *skb)
 		of = bpf_map_lookup_elem(&out_frags, &fk);
 		if (!of || !of->rule || of->gen != gen ||
 		    of->expires_ns < bpf_ktime_get_coarse_ns())
-			return TC_ACT_OK;
+			return TC_ACT_UNSPEC;
 		i = of->rule - 1;
 	} else {
 		i = sipxdp_match_dscp(&p, gen, hdr->ndscp, hdr->flags);
@@ -265,12 +299,12 @@ int tc_egress(struct __sk_buff *skb)
 		}
 	}
 	if (i < 0 || i >= SIPXDP_MAX_DSCP_RULES)
-		return TC_ACT_OK;
+		return TC_ACT_UNSPEC;
 	key = gen * SIPXDP_MAX_DSCP_RULES + i;
 	r = bpf_map_lookup_elem(&dscp_rules, &key);
 	if (!r)
-		return TC_ACT_OK;
-	count_n(r->counter, skb->gso_segs ? skb->gso_segs : 1, skb->len);
+		return TC_ACT_UNSPEC;
+	count_n(r->counter, segs, skb->len);
 	set_dscp(skb, &p, r->dscp);
-	return TC_ACT_OK;
+	return TC_ACT_UNSPEC;
 }

@@ -604,8 +604,11 @@ static __always_inline int flow_live(struct sipxdp_flow_key *k, const struct sip
 		kind = SIPXDP_FLOW_OTHER;
 	}
 	f = bpf_map_lookup_elem(&flows, k);
-	return f && bpf_ktime_get_coarse_ns() - f->seen_ns <=
-			    (__u64)hdr->flow_timeout_s[kind & 3] * 1000000000ull;
+	/* Signed: the egress program on another CPU may have stored a time
+	 * later than the one read here.
+	 */
+	return f && (__s64)(bpf_ktime_get_coarse_ns() - f->seen_ns) <=
+			    (__s64)hdr->flow_timeout_s[kind & 3] * 1000000000ll;
 }
 
 /*
@@ -642,7 +645,6 @@ static __always_inline int is_related(struct xdp_md *ctx, const struct pkt *p, _
 	} else {
 		if (bpf_xdp_load_bytes(ctx, icmp_off + 8, q, 48) < 0 || (q[0] >> 4) != 6)
 			return 0;
-		/* Quotes with extension headers are not followed. */
 		k.proto = q[6];
 		__builtin_memcpy(k.laddr, q + 8, 16);
 		__builtin_memcpy(k.raddr, q + 24, 16);
@@ -650,6 +652,16 @@ static __always_inline int is_related(struct xdp_md *ctx, const struct pkt *p, _
 		__builtin_memcpy(b, p->dst.v6, 16);
 		if (a[0] != b[0] || a[1] != b[1])
 			return 0;
+		/* A quoted first fragment (a big UDP datagram: Packet Too Big is
+		 * about exactly those) has a Fragment header before its ports.
+		 * Other extension headers are not followed.
+		 */
+		if (k.proto == IPPROTO_FRAGMENT) {
+			k.proto = q[40];
+			if (((q[42] << 8 | q[43]) & IPV6_FRAG_OFFSET_MASK) ||
+			    bpf_xdp_load_bytes(ctx, icmp_off + 8 + 48, q + 40, 8) < 0)
+				return 0;
+		}
 		__builtin_memcpy(q + 20, q + 40, 8);
 	}
 	switch (k.proto) {
@@ -686,6 +698,12 @@ __noinline int sipxdp_is_reply(struct xdp_md *ctx, const struct pkt *p, __u32 l4
 	if (!p || !hdr)
 		return 0;
 
+	/* A bare SYN opens a connection; it is never a reply. */
+	if (p->proto == IPPROTO_TCP && (p->tcp_flags & 0x12) == 0x02)
+		return 0;
+	if (p->proto != IPPROTO_TCP && p->proto != IPPROTO_UDP && p->proto != IPPROTO_ICMP &&
+	    p->proto != IPPROTO_ICMPV6)
+		return 0;
 	if (p->proto == IPPROTO_ICMP && p->family == 4) {
 		if (p->icmp_type == 3 || p->icmp_type == 4 || p->icmp_type == 11 ||
 		    p->icmp_type == 12)

@@ -43,7 +43,7 @@ static_assert(sizeof(sipxdp_policy_hdr) == 32);
 static_assert(sizeof(sipxdp_flow_key) == 40);
 static_assert(sizeof(sipxdp_flow) == 8);
 static_assert(sizeof(sipxdp_dscp_rule) == 80);
-static_assert(sizeof(sipxdp_state) == 16);
+static_assert(sizeof(sipxdp_state) == 24);
 static_assert(sizeof(sipxdp_pattern) == 72);
 static_assert(sizeof(sipxdp_sip_cfg) == 24);
 static_assert(sizeof(sipxdp_ban) == 32);
@@ -348,7 +348,7 @@ Result<Datapath> Datapath::load(uint32_t flow_table_size) {
     if (fd < 0) return sys_error("cannot dup map fd", errno);
     dp.impl_->maps[i].reset(fd);
   }
-  sipxdp_state st{0, SIPXDP_ABI_VERSION, 0, 0};
+  sipxdp_state st{0, SIPXDP_ABI_VERSION, 0, 0, 0, 0};
   uint32_t zero = 0;
   if (bpf_map_update_elem(dp.impl_->fd(M_STATE), &zero, &st, BPF_ANY) != 0)
     return sys_error("cannot write map state", errno);
@@ -410,16 +410,32 @@ Result<Datapath::FlowTable> Datapath::flow_table() const {
   timespec ts{};
   clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
   uint64_t now = uint64_t(ts.tv_sec) * 1000000000ull + uint64_t(ts.tv_nsec);
-  for_each_key<sipxdp_flow_key>(I.fd(M_FLOWS), [&](const sipxdp_flow_key& k) {
-    sipxdp_flow f{};
-    if (bpf_map_lookup_elem(I.fd(M_FLOWS), &k, &f) != 0) return;
-    ++t.entries;
-    uint32_t kind = k.proto == IPPROTO_TCP                                   ? SIPXDP_FLOW_TCP
-                    : k.proto == IPPROTO_UDP                                 ? SIPXDP_FLOW_UDP
-                    : (k.proto == IPPROTO_ICMP || k.proto == IPPROTO_ICMPV6) ? SIPXDP_FLOW_ICMP
-                                                                             : SIPXDP_FLOW_OTHER;
-    if (now - f.seen_ns <= uint64_t(hdr.flow_timeout_s[kind]) * 1000000000ull) ++t.live;
-  });
+  // Batched, bucket by bucket: a key walk restarts from the first key when
+  // its current key is recycled under churn; a batch walk does not.
+  std::vector<sipxdp_flow_key> keys(8192);
+  std::vector<sipxdp_flow> vals(keys.size());
+  uint32_t token = 0;
+  bool first = true;
+  for (;;) {
+    uint32_t n = static_cast<uint32_t>(keys.size()), next = 0;
+    int err =
+        bpf_map_lookup_batch(I.fd(M_FLOWS), first ? nullptr : &token, &next, keys.data(), vals.data(), &n, nullptr);
+    if (err && errno != ENOENT) return sys_error("cannot read map flows", errno);
+    for (uint32_t i = 0; i < n; ++i) {
+      const sipxdp_flow_key& k = keys[i];
+      ++t.entries;
+      uint32_t kind = k.proto == IPPROTO_TCP                                   ? SIPXDP_FLOW_TCP
+                      : k.proto == IPPROTO_UDP                                 ? SIPXDP_FLOW_UDP
+                      : (k.proto == IPPROTO_ICMP || k.proto == IPPROTO_ICMPV6) ? SIPXDP_FLOW_ICMP
+                                                                               : SIPXDP_FLOW_OTHER;
+      if (int64_t(now - vals[i].seen_ns) <= int64_t(hdr.flow_timeout_s[kind]) * 1000000000ll) ++t.live;
+    }
+    if (err) break;  // ENOENT: that was the last batch
+    token = next;
+    first = false;
+  }
+  t.entries = std::min<uint64_t>(t.entries, t.capacity);
+  t.live = std::min(t.live, t.entries);
   return t;
 }
 
@@ -721,7 +737,7 @@ Result<ApplySummary> Datapath::apply(const Policy& p, const std::string& source,
   // The flip: one write, after which every new packet sees only the new policy.
   // (The fence orders the mmap-ed table stores before it.)
   std::atomic_thread_fence(std::memory_order_seq_cst);
-  sipxdp_state ns = st.value();  // keeps manual_bans (ban add/del take the same lock)
+  sipxdp_state ns = st.value();  // keeps manual_bans, tc_* (ban add/del take the same lock)
   ns.active_gen = spare;
   uint32_t zero = 0;
   if (bpf_map_update_elem(I.fd(M_STATE), &zero, &ns, BPF_ANY) != 0) return sys_error("cannot write map state", errno);
@@ -927,11 +943,12 @@ int clsact_filters(int ifindex) {
 
 // Removes our egress filter if it is still ours (the pinned program), and the
 // clsact qdisc if sipxdp created it.
-Status detach_tc(int state_fd, int ifindex, const std::string& dir) {
+Status detach_tc(int state_fd, const std::string& dir) {
   uint32_t zero = 0;
   sipxdp_state st{};
   if (bpf_map_lookup_elem(state_fd, &zero, &st) != 0) return sys_error("cannot read map state", errno);
-  if (!(st.tc_flags & SIPXDP_TC_ATTACHED)) return ok_status();
+  if (!(st.tc_flags & SIPXDP_TC_ATTACHED) || !st.tc_ifindex) return ok_status();
+  int ifindex = static_cast<int>(st.tc_ifindex);
   uint32_t ours = 0;
   {
     Fd prog(bpf_obj_get((dir + "/" + kTcPin).c_str()));
@@ -954,6 +971,7 @@ Status detach_tc(int state_fd, int ifindex, const std::string& dir) {
     if (err && err != -ENOENT && err != -EINVAL) return sys_error("cannot remove the clsact qdisc", -err);
   }
   st.tc_flags = 0;
+  st.tc_ifindex = 0;
   bpf_map_update_elem(state_fd, &zero, &st, BPF_ANY);
   return ok_status();
 }
@@ -1017,12 +1035,20 @@ Status Datapath::attach_and_pin(const AttachOptions& o, const Policy& p, const s
   std::string tc_path = dir + "/" + kTcPin;
   if (bpf_obj_pin(tc_prog_fd(), tc_path.c_str()) != 0)
     return fail(sys_error("cannot pin program at " + tc_path, errno));
-  uint32_t tc_flags = 0;
   {
     LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = static_cast<int>(ifindex), .attach_point = BPF_TC_EGRESS);
     int err = bpf_tc_hook_create(&hook);
     if (err && err != -EEXIST) return fail(sys_error("cannot create the clsact qdisc on " + o.ifname + where, -err));
-    if (!err) tc_flags |= SIPXDP_TC_OWN_CLSACT;
+    // Recorded before the filter exists, so that a detach after a crash
+    // here still finds (and removes) what this attach made.
+    auto st = I.read_state();
+    if (!st) return fail(st.error());
+    sipxdp_state ns = st.value();
+    ns.tc_flags = SIPXDP_TC_ATTACHED | (err ? 0u : SIPXDP_TC_OWN_CLSACT);
+    ns.tc_ifindex = ifindex;
+    uint32_t zero = 0;
+    if (bpf_map_update_elem(I.fd(M_STATE), &zero, &ns, BPF_ANY) != 0)
+      return fail(sys_error("cannot write map state", errno));
     LIBBPF_OPTS(bpf_tc_opts, to, .prog_fd = tc_prog_fd(), .handle = SIPXDP_TC_HANDLE, .priority = SIPXDP_TC_PRIORITY);
     err = bpf_tc_attach(&hook, &to);
     if (err) {
@@ -1030,23 +1056,12 @@ Status Datapath::attach_and_pin(const AttachOptions& o, const Policy& p, const s
       if (err == -EEXIST)
         e.what += " (a filter already holds handle 0x" + hex(SIPXDP_TC_HANDLE) + " priority " +
                   std::to_string(SIPXDP_TC_PRIORITY) + ")";
-      if (tc_flags & SIPXDP_TC_OWN_CLSACT) {
-        hook.attach_point = static_cast<bpf_tc_attach_point>(BPF_TC_INGRESS | BPF_TC_EGRESS);
-        bpf_tc_hook_destroy(&hook);
-      }
+      (void)detach_tc(I.fd(M_STATE), dir);  // removes the clsact if it is ours
       return fail(e);
     }
-    tc_flags |= SIPXDP_TC_ATTACHED;
-    auto st = I.read_state();
-    if (!st) return fail(st.error());
-    sipxdp_state ns = st.value();
-    ns.tc_flags = tc_flags;
-    uint32_t zero = 0;
-    if (bpf_map_update_elem(I.fd(M_STATE), &zero, &ns, BPF_ANY) != 0)
-      return fail(sys_error("cannot write map state", errno));
   }
   auto undo_tc = [&](Error e) -> Status {
-    (void)detach_tc(I.fd(M_STATE), static_cast<int>(ifindex), dir);
+    (void)detach_tc(I.fd(M_STATE), dir);
     return fail(e);
   };
 
@@ -1085,15 +1100,15 @@ Result<Datapath::LinkInfo> Datapath::link_info(const std::string& dir) {
 Status Datapath::detach(const std::string& dir) {
   struct stat sb {};
   if (stat(dir.c_str(), &sb) != 0) return sys_error("nothing attached at " + dir, errno);
+  // The egress filter first, found through the state map: it must go even
+  // when the XDP link is already gone.
+  Fd state(bpf_obj_get((dir + "/state").c_str()));
+  if (state.valid()) SIPXDP_TRY(detach_tc(state.get(), dir));
   std::string link_path = dir + "/" + kLinkPin;
   Fd fd(bpf_obj_get(link_path.c_str()));
-  uint32_t ifindex = 0;
-  if (auto li = link_info(dir)) ifindex = li->ifindex;
   // Detach explicitly: another process holding the link must not keep it attached.
   if (fd.valid() && bpf_link_detach(fd.get()) != 0 && errno != EINVAL && errno != ENOLINK)
     return sys_error("cannot detach link " + link_path, errno);
-  Fd state(bpf_obj_get((dir + "/state").c_str()));
-  if (state.valid() && ifindex) SIPXDP_TRY(detach_tc(state.get(), static_cast<int>(ifindex), dir));
   remove_dir(dir);
   if (stat(dir.c_str(), &sb) == 0) return make_error("could not remove every pin under " + dir);
   return ok_status();

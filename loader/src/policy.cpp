@@ -346,12 +346,11 @@ class Parser {
       const json& t = doc["flow_timeouts"];
       if (!t.is_object())
         fail({"flow_timeouts"}, "\"flow_timeouts\" must be an object like {\"udp\": 60, \"tcp\": 600}");
-      static const char* const kinds[] = {"tcp", "udp", "icmp", "other"};
+      static const char* const kinds[] = {"tcp", "udp", "icmp"};
       for (auto& [k, x] : t.items()) {
         Path at = {"flow_timeouts", k};
         auto it = std::find_if(std::begin(kinds), std::end(kinds), [&](const char* n) { return k == n; });
-        if (it == std::end(kinds))
-          fail(at, "flow_timeouts: unknown protocol \"" + k + "\" (tcp, udp, icmp, other)", true);
+        if (it == std::end(kinds)) fail(at, "flow_timeouts: unknown protocol \"" + k + "\" (tcp, udp, icmp)", true);
         if (!x.is_number_integer() || x.get<int64_t>() < 1 || x.get<int64_t>() > 7 * 86400)
           fail(at, "flow_timeouts." + k + " must be a whole number of seconds from 1 to 604800");
         out.timeout_s[it - std::begin(kinds)] = static_cast<uint32_t>(x.get<int64_t>());

@@ -123,6 +123,44 @@ def udp_ask(host, port, sport, timeout):
     sys.exit(0 if ok else 3)
 
 
+def tcp_sink(port, seconds):
+    """Accepts one connection on PORT and counts its bytes; prints 'ready', then the count."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("0.0.0.0", port))
+    s.listen(1)
+    s.settimeout(seconds)
+    print("ready", flush=True)
+    n = 0
+    try:
+        c, _ = s.accept()
+        c.settimeout(seconds)
+        while True:
+            data = c.recv(65536)
+            if not data:
+                break
+            n += len(data)
+    except OSError:
+        pass
+    print(n, flush=True)
+
+
+def tcp_upload(host, port, seconds, chunk=65536, gap=0.05):
+    """Sends CHUNK bytes every GAP seconds for SECONDS; prints the bytes sent."""
+    c = socket.create_connection((host, port), timeout=5)
+    c.settimeout(10)
+    n = 0
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        c.sendall(b"u" * chunk)
+        n += chunk
+        time.sleep(gap)
+    c.shutdown(socket.SHUT_WR)
+    c.recv(1)
+    c.close()
+    print(n, flush=True)
+
+
 if __name__ == "__main__":
     mode, args = sys.argv[1], sys.argv[2:]
     if mode == "udp-sink":
@@ -136,6 +174,10 @@ if __name__ == "__main__":
         udp_echo(int(args[0]), float(args[1]), len(args) > 2 and args[2] == "v6")
     elif mode == "udp-ask":
         udp_ask(args[0], int(args[1]), int(args[2]), float(args[3]))
+    elif mode == "tcp-sink":
+        tcp_sink(int(args[0]), float(args[1]))
+    elif mode == "tcp-upload":
+        tcp_upload(args[0], int(args[1]), float(args[2]))
     elif mode == "tcp-try":
         tcp_try(args[0], int(args[1]), float(args[2]))
     else:

@@ -151,6 +151,39 @@ class Egress(unittest.TestCase):
                 for p in (echo, uecho, uecho6):
                     p.kill()
 
+    def test_long_tcp_upload_from_the_server_is_marked_and_keeps_its_flow(self):
+        need(self, "tshark")
+        with topology() as t:
+            # A 3 s TCP timeout: the 7 s upload lives only if every outbound
+            # segment (payload in the skb's pages, GSO) refreshes its flow.
+            pol = write_policy(self.tmp.name, "p.json", default_drop(
+                flow_timeouts={"tcp": 3},
+                dscp=[{"name": "upload", "proto": "tcp", "dport": 9000, "class": "af41"}]))
+            t.sipxdp("attach", t.srv_if, "--policy", pol)
+            cap = Capture(t, f"tcp and src host {SERVER4}")
+            sink = t.peer_bg(t.cli, "tcp-sink", "9000", "20")
+            self.assertEqual(sink.stdout.readline().strip(), "ready")
+            try:
+                sent = int(t.peer(t.srv, "tcp-upload", CLIENT4, "9000", "7", timeout=40).stdout.strip())
+                got = int(sink.communicate(timeout=20)[0].strip())
+            finally:
+                sink.kill()
+                cap.stop()
+            self.assertGreater(sent, 5_000_000)
+            self.assertEqual(got, sent, "the whole upload arrived: the client's ACKs kept getting in")
+            seen = cap.fields("tcp.len", "ip.dsfield.dscp", "frame.len")
+            data = [d for length, d, _ in seen if int(length) > 0]
+            self.assertGreater(len(data), 100)
+            self.assertEqual(set(d for _, d, _ in seen), {"34"}, "every packet, data or not, leaves as AF41")
+            c = t.counts()
+            self.assertGreater(c["established"][0], 100)
+            dscp = {r["name"]: r for r in t.stats()["dscp"]}["dscp:upload"]
+            # veth carries GSO packets whole, so tshark sees them whole: the
+            # bytes match exactly, and the packets are the segments a NIC
+            # would send (MSS 1448: a 1500-byte MTU with TCP timestamps).
+            self.assertEqual(dscp["bytes"], sum(int(f) for _, _, f in seen))
+            self.assertEqual(dscp["packets"], sum(max(1, -(-int(n) // 1448)) for n, _, _ in seen))
+
     def test_clsact_we_did_not_create_stays_with_its_filters(self):
         with topology() as t:
             pol = write_policy(self.tmp.name, "p.json", default_drop())
@@ -161,6 +194,12 @@ class Egress(unittest.TestCase):
             filters = t.ns(t.srv, "tc", "filter", "show", "dev", t.srv_if, "egress").stdout
             self.assertIn("u32", filters)
             self.assertIn("tc_egress", filters)
+            # Ours runs (and lets the walk go on): the server's ping gets its replies.
+            before = t.counts()
+            t.ns(t.srv, "ping", "-c", "2", "-W", "2", CLIENT4)
+            after = t.counts()
+            self.assertGreaterEqual(after["egress"][0] - before["egress"][0], 2)
+            self.assertEqual(after["established"][0] - before["established"][0], 2)
             t.sipxdp("detach", t.srv_if)
             filters = t.ns(t.srv, "tc", "filter", "show", "dev", t.srv_if, "egress").stdout
             self.assertIn("u32", filters, "their filter stays")

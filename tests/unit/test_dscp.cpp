@@ -117,7 +117,7 @@ TEST_CASE("bad DSCP rules and flow settings name the place") {
         "p.json:3:42: rule \"x\": duplicate DSCP rule name (DSCP rule names must be unique)");
   CHECK(parse_err(with_dscp("", R"(, "stateful": "yes")")) == "p.json:4:16: \"stateful\" must be true or false");
   CHECK(parse_err(with_dscp("", R"(, "flow_timeouts": {"sctp": 5})")) ==
-        "p.json:4:22: flow_timeouts: unknown protocol \"sctp\" (tcp, udp, icmp, other)");
+        "p.json:4:22: flow_timeouts: unknown protocol \"sctp\" (tcp, udp, icmp)");
   CHECK(parse_err(with_dscp("", R"(, "flow_timeouts": {"udp": 0})")) ==
         "p.json:4:29: flow_timeouts.udp must be a whole number of seconds from 1 to 604800");
   CHECK(parse_err(with_dscp("", R"(, "flow_table_size": 10)")) ==

@@ -139,12 +139,14 @@ struct sipxdp_state {
 	__u32 abi_version;
 	__u32 manual_bans; /* entries in ban_prefixes: 0 skips the lookup */
 	__u32 tc_flags;	   /* SIPXDP_TC_*: how the egress program was attached */
+	__u32 tc_ifindex;  /* where (in the instance's network namespace) */
+	__u32 pad;
 };
 
 #define SIPXDP_TC_ATTACHED (1u << 0)
 #define SIPXDP_TC_OWN_CLSACT (1u << 1) /* sipxdp created the clsact qdisc: detach removes it */
 #define SIPXDP_TC_HANDLE 0x5d1f	       /* the egress filter's handle and priority */
-#define SIPXDP_TC_PRIORITY 0xc0de
+#define SIPXDP_TC_PRIORITY 1	       /* first: it never ends the filter walk */
 
 /*
  * Stateful replies. The egress program records each outbound flow (seen from

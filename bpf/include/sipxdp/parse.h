@@ -36,6 +36,10 @@
 struct cursor {
 	void *pos;
 	void *end;
+	/* 1 (TC): the payload may lie past `end`, in the skb's paged part, and
+	 * a GSO packet's IP length may be 0; only headers must be before `end`.
+	 */
+	int lax;
 };
 
 struct vlan_hdr {
@@ -67,6 +71,7 @@ struct pkt {
 	__u8 frag_later; /* non-first fragment: no L4 header */
 	__u8 tos_or_tc;
 	__u8 icmp_type;
+	__u8 tcp_flags;
 	__be16 sport;
 	__be16 dport;
 	__u32 frag_id;
@@ -118,7 +123,7 @@ static __always_inline int parse_ipv4(struct cursor *c, struct pkt *p)
 	hlen = ip->ihl * 4;
 	if (c->pos + hlen > c->end)
 		return -1;
-	if (bpf_ntohs(ip->tot_len) < hlen || c->pos + bpf_ntohs(ip->tot_len) > c->end)
+	if (!c->lax && (bpf_ntohs(ip->tot_len) < hlen || c->pos + bpf_ntohs(ip->tot_len) > c->end))
 		return -1;
 	p->family = 4;
 	p->ip_len = bpf_ntohs(ip->tot_len);
@@ -146,7 +151,7 @@ static __always_inline int parse_ipv6(struct cursor *c, struct pkt *p)
 		return -1;
 	if (ip6->version != 6)
 		return -1;
-	if (c->pos + sizeof(*ip6) + bpf_ntohs(ip6->payload_len) > c->end)
+	if (!c->lax && c->pos + sizeof(*ip6) + bpf_ntohs(ip6->payload_len) > c->end)
 		return -1;
 	p->family = 6;
 	p->ip_len = sizeof(*ip6) + bpf_ntohs(ip6->payload_len);
@@ -222,6 +227,7 @@ static __always_inline int parse_l4(struct cursor *c, struct pkt *p)
 			return -1;
 		p->sport = th->source;
 		p->dport = th->dest;
+		p->tcp_flags = ((__u8 *)th)[13];
 		c->pos += th->doff * 4;
 		return 0;
 	}
