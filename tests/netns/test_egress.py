@@ -7,7 +7,7 @@ import tempfile
 import time
 import unittest
 
-from netns import (CLIENT4, CLIENT6, IN_CI, PY, SERVER4, SERVER6, have, require_root, topology,
+from netns import (CLIENT4, CLIENT6, IN_CI, PY, SERVER4, SERVER6, have, require_root, sh, topology,
                    write_policy)
 
 SIPP_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "sipp")
@@ -217,6 +217,19 @@ class Egress(unittest.TestCase):
             t.ns(t.srv, "tc", "filter", "add", "dev", t.srv_if, "ingress", "pref", "10", "u32", "match", "u32", "0", "0", "classid", "1:1")
             t.sipxdp("detach", t.srv_if)
             self.assertIn("u32", t.ns(t.srv, "tc", "filter", "show", "dev", t.srv_if, "ingress").stdout)
+
+    def test_detach_removes_the_egress_filter_even_when_the_xdp_link_is_gone(self):
+        with topology() as t:
+            pol = write_policy(self.tmp.name, "p.json", default_drop())
+            t.sipxdp("attach", t.srv_if, "--policy", pol)
+            link = json.loads(sh(["bpftool", "-j", "link", "show", "pinned",
+                                  f"/sys/fs/bpf/sipxdp/{t.srv_if}@{t.srv}/xdp_link"]).stdout)["id"]
+            sh(["bpftool", "link", "detach", "id", str(link)])
+            self.assertIn("tc_egress", t.ns(t.srv, "tc", "filter", "show", "dev", t.srv_if, "egress").stdout)
+            t.sipxdp("detach", t.srv_if)
+            self.assertNotIn("tc_egress", t.ns(t.srv, "tc", "filter", "show", "dev", t.srv_if, "egress").stdout)
+            self.assertNotIn("clsact", t.ns(t.srv, "tc", "qdisc", "show", "dev", t.srv_if).stdout)
+            t.sipxdp("attach", t.srv_if, "--policy", pol)  # and it attaches again
 
     def test_flow_table_size_is_fixed_at_attach(self):
         with topology() as t:
