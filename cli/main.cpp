@@ -506,6 +506,8 @@ void print_diff(const PolicyDiff& d) {
   list("dscp rules moved", d.dscp.moved);
   if (d.default_before != d.default_after)
     std::cout << "  default action: " << d.default_before << " -> " << d.default_after << "\n";
+  if (d.timeouts_before != d.timeouts_after)
+    std::cout << "  flow timeouts (s): " << d.timeouts_before << " -> " << d.timeouts_after << "\n";
   if (d.stateful_before != d.stateful_after)
     std::cout << "  stateful replies: " << (d.stateful_before ? "on" : "off") << " -> "
               << (d.stateful_after ? "on" : "off") << "\n";

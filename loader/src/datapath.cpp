@@ -472,6 +472,7 @@ Result<Manifest> Datapath::manifest() const {
       for (auto& r : j.at("dscp"))
         m.dscp.push_back({r.at("name"), r.at("match"), r.at("class"), r.at("dscp"), r.at("counter")});
     m.stateful = j.value("stateful", false);
+    m.flow_timeouts = j.value("flow_timeouts", "");
   } catch (const std::exception& e) {
     return make_error(std::string("the stored manifest is unreadable: ") + e.what());
   }
@@ -726,6 +727,7 @@ Result<ApplySummary> Datapath::apply(const Policy& p, const std::string& source,
                            {"dscp", p.dscp[i].dscp},
                            {"counter", dscp_slots[i]}});
     j["stateful"] = p.flows.stateful;
+    j["flow_timeouts"] = flow_timeouts_text(p.flows);
     j["source"] = source;
     j["previous_path"] = old.policy_path;
     j["previous_source"] = old.source;

@@ -67,6 +67,8 @@ PolicyDiff diff_policy(const Manifest& live, const Policy& next) {
   d.default_after = action_name(next.default_action);
   d.stateful_before = live.stateful;
   d.stateful_after = next.flows.stateful;
+  d.timeouts_before = live.flow_timeouts.empty() ? flow_timeouts_text(FlowConfig{}) : live.flow_timeouts;
+  d.timeouts_after = flow_timeouts_text(next.flows);
   return d;
 }
 

@@ -637,6 +637,11 @@ const std::vector<std::string>& SipConfig::default_patterns() {
   return v;
 }
 
+std::string flow_timeouts_text(const FlowConfig& f) {
+  return "tcp " + std::to_string(f.timeout_s[0]) + " udp " + std::to_string(f.timeout_s[1]) + " icmp " +
+         std::to_string(f.timeout_s[2]);
+}
+
 std::optional<uint8_t> parse_dscp_class(const std::string& in) {
   std::string s = in;
   std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });

@@ -73,7 +73,7 @@ TEST_CASE("policy diff: DSCP rules and stateful replies") {
   live.dscp = {{"sip", "udp sport 5060", "cs3", 24, 520},
                {"rtp", "udp sport 16384-32768", "ef", 46, 521},
                {"old", "tcp sport 5061", "cs3", 24, 522}};
-  Policy next = parse_ok(R"({"version":1,"default_action":"drop","stateful":false,
+  Policy next = parse_ok(R"({"version":1,"default_action":"drop","stateful":false,"flow_timeouts":{"udp":30},
     "dscp":[
       {"name":"rtp","proto":"udp","sport":"16384-32768","class":"ef"},
       {"name":"sip","proto":"udp","sport":5060,"class":"cs5"},
@@ -85,6 +85,8 @@ TEST_CASE("policy diff: DSCP rules and stateful replies") {
   CHECK(d.dscp.moved == std::vector<std::string>{"rtp", "sip"});
   CHECK(d.stateful_before);
   CHECK_FALSE(d.stateful_after);
+  CHECK(d.timeouts_before == "tcp 600 udp 60 icmp 30");
+  CHECK(d.timeouts_after == "tcp 600 udp 30 icmp 30");
   CHECK(d.added.empty());
   CHECK(!d.empty());
   // The same policy again: nothing changes.

@@ -56,6 +56,7 @@ struct Manifest {
   };
   std::vector<Dscp> dscp;
   bool stateful = false;
+  std::string flow_timeouts;                   // "tcp 600 udp 60 icmp 30"
   std::string source;                          // the policy text as applied
   std::string previous_path, previous_source;  // the policy it replaced (for rollback)
 };

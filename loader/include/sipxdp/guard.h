@@ -23,10 +23,11 @@ struct PolicyDiff {
   ListDiff dscp;                              // DSCP rule names
   std::string default_before, default_after;  // equal when unchanged
   bool stateful_before = false, stateful_after = false;
+  std::string timeouts_before, timeouts_after;  // flow timeouts, equal when unchanged
   bool empty() const {
     return added.empty() && removed.empty() && changed.empty() && moved.empty() && patterns_added.empty() &&
            patterns_removed.empty() && dscp.empty() && default_before == default_after &&
-           stateful_before == stateful_after;
+           stateful_before == stateful_after && timeouts_before == timeouts_after;
   }
 };
 

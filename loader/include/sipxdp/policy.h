@@ -97,6 +97,9 @@ struct Policy {
   FlowConfig flows;
 };
 
+// "tcp 600 udp 60 icmp 30"
+std::string flow_timeouts_text(const FlowConfig& f);
+
 // DSCP class names: cs0-cs7, af11-af43, ef, va, le; or a number 0-63.
 std::optional<uint8_t> parse_dscp_class(const std::string& s);
 
