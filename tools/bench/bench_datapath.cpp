@@ -1,23 +1,32 @@
-// sipxdp_bench: per-packet cost of the XDP program, measured in the kernel
-// with BPF_PROG_TEST_RUN (repeat N, the kernel's own average). Prints a table
-// and, with --json FILE, writes it. A benchmark: it prints numbers, it never
-// fails on speed.
+// sipxdp_bench: per-packet cost of the XDP ingress and TC egress programs,
+// measured in the kernel with BPF_PROG_TEST_RUN (repeat N: the kernel's own
+// average per run; the median of several runs is reported). An empty program
+// run the same way gives the rig floor, to subtract. Prints tables and, with
+// --json FILE, writes them. A benchmark: it prints numbers, it never fails on
+// speed (a verdict other than the expected one is flagged, not fatal).
 #include <bpf/bpf.h>
 #include <linux/bpf.h>
+#include <linux/pkt_cls.h>
 #include <net/if.h>
 #include <sched.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <sstream>
 #include <string>
 #include <vector>
 
 #include "packet.h"
 #include "sipxdp/datapath.h"
+
+#ifndef SIPXDP_SOURCE_DIR
+#define SIPXDP_SOURCE_DIR "."
+#endif
 
 using namespace sipxdp;
 using sipxdp::test::PacketBuilder;
@@ -25,10 +34,21 @@ using json = nlohmann::json;
 
 namespace {
 
+// A 64-byte frame at 10 Gb/s: (64 + 8 preamble + 12 gap) * 8 bit / 10 Gb/s.
+constexpr double kBudgetNs = 67.2;
+
 struct Args {
   int repeat = 1000000;
   int runs = 5;
   std::string json_out;
+  std::string policy = SIPXDP_SOURCE_DIR "/examples/freeswitch.json";
+  bool quick = false;  // skip the scanner-matcher and policy-size tables
+};
+
+struct Timing {
+  double median = 0, min = 0, max = 0;
+  uint32_t retval = 0;
+  std::vector<uint8_t> out;  // the frame as the program left it (TC)
 };
 
 std::string sip_options(bool scanner, size_t size) {
@@ -80,7 +100,7 @@ std::string sip_invite(size_t size) {
   return m;
 }
 
-std::string policy(int npatterns, const std::string& match, bool inspect, int ban_seconds) {
+std::string scan_policy(int npatterns, const std::string& match, bool inspect, int ban_seconds) {
   std::string pats =
       R"("friendly-scanner", "VaxSIPUserAgent", "sipcli", "sipvicious", "sip-scan", "iWar", "sundayddr", "sipsak")";
   for (int i = 8; i < npatterns; ++i) pats += ", \"scanner-" + std::to_string(i * 7919 % 100000) + "\"";
@@ -95,9 +115,40 @@ std::string policy(int npatterns, const std::string& match, bool inspect, int ba
     ]})";
 }
 
+std::string ipv4_str(uint32_t v) {
+  return std::to_string(v >> 24) + "." + std::to_string((v >> 16) & 255) + "." + std::to_string((v >> 8) & 255) + "." +
+         std::to_string(v & 255);
+}
+
+// The n-th /32 of the source-restricted rule: 198.18.4.0 onwards, inside 198.18.0.0/15.
+uint32_t listed_source(int i) {
+  return 0xc6120400u + static_cast<uint32_t>(i);
+}
+
+// A program of two instructions (r0 = ret; exit): what the rig costs by itself.
+int load_empty(bpf_prog_type type, int ret) {
+  bpf_insn insns[2] = {};
+  insns[0].code = BPF_ALU64 | BPF_MOV | BPF_K;
+  insns[0].dst_reg = BPF_REG_0;
+  insns[0].imm = ret;
+  insns[1].code = BPF_JMP | BPF_EXIT;
+  return bpf_prog_load(type, "bench_floor", "GPL", insns, 2, nullptr);
+}
+
+Timing summarize(std::vector<double> v, uint32_t retval) {
+  std::sort(v.begin(), v.end());
+  Timing t;
+  t.median = v[v.size() / 2];
+  t.min = v.front();
+  t.max = v.back();
+  t.retval = retval;
+  return t;
+}
+
 // Median of `runs` kernel-timed runs of `repeat` repetitions, in ns/packet.
-double measure(int prog_fd, const std::vector<uint8_t>& frame, const Args& a, unsigned ifindex, uint32_t* retval) {
+Timing measure_xdp(int prog_fd, const std::vector<uint8_t>& frame, const Args& a, unsigned ifindex) {
   std::vector<double> v;
+  uint32_t retval = 0;
   for (int r = 0; r < a.runs; ++r) {
     xdp_md ctx{};
     ctx.data_end = static_cast<uint32_t>(frame.size());
@@ -108,11 +159,92 @@ double measure(int prog_fd, const std::vector<uint8_t>& frame, const Args& a, un
       std::perror("bpf_prog_test_run_opts");
       std::exit(1);
     }
-    *retval = opts.retval;
+    retval = opts.retval;
     v.push_back(opts.duration);
   }
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
+  return summarize(v, retval);
+}
+
+// The TC program needs no ctx: the kernel builds an skb from data_in. It
+// reuses that skb for every repeat, so the first repeat writes the mark and
+// the rest find it written; data_out shows the frame after the runs.
+Timing measure_tc(int prog_fd, const std::vector<uint8_t>& frame, const Args& a) {
+  std::vector<double> v;
+  uint32_t retval = 0;
+  std::vector<uint8_t> out(frame.size() + 256);
+  uint32_t out_size = 0;
+  for (int r = 0; r < a.runs; ++r) {
+    LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = frame.data(), .data_out = out.data(),
+                .data_size_in = static_cast<uint32_t>(frame.size()), .data_size_out = static_cast<uint32_t>(out.size()),
+                .repeat = a.repeat);
+    if (bpf_prog_test_run_opts(prog_fd, &opts) != 0) {
+      std::perror("bpf_prog_test_run_opts (tc)");
+      std::exit(1);
+    }
+    retval = opts.retval;
+    out_size = opts.data_size_out;
+    v.push_back(opts.duration);
+  }
+  Timing t = summarize(v, retval);
+  out.resize(out_size);
+  t.out = out;
+  return t;
+}
+
+const char* xdp_verdict(uint32_t rv) {
+  switch (rv) {
+    case XDP_DROP: return "drop";
+    case XDP_PASS: return "pass";
+    case XDP_TX: return "tx";
+    default: return "other";
+  }
+}
+
+bool apply_text(Datapath& dp, const std::string& text, const std::string& origin) {
+  auto p = parse_policy(text, origin);
+  if (!p) {
+    std::fprintf(stderr, "sipxdp_bench: %s: %s\n", origin.c_str(), p.error().message().c_str());
+    return false;
+  }
+  auto s = dp.apply(p.value(), text, origin);
+  if (!s) {
+    std::fprintf(stderr, "sipxdp_bench: cannot apply %s: %s\n", origin.c_str(), s.error().message().c_str());
+    return false;
+  }
+  return true;
+}
+
+// DSCP of an IPv4 or IPv6 frame (Ethernet header of 14 bytes).
+int frame_dscp(const std::vector<uint8_t>& f) {
+  if (f.size() < 16) return -1;
+  if (f[12] == 0x08 && f[13] == 0x00) return f[15] >> 2;
+  if (f[12] == 0x86 && f[13] == 0xdd) return ((f[14] & 0x0f) << 2) | (f[15] >> 6);
+  return -1;
+}
+
+void print_row(const std::string& name, const Timing& t, double floor, const std::string& verdict,
+               const std::string& want) {
+  double net = t.median - floor;
+  std::string flag = verdict == want ? "" : "  UNEXPECTED (wanted " + want + ")";
+  std::printf("%-50s %7.1f %7.1f %7.2f  %5.1f-%-7.1f %s%s\n", name.c_str(), t.median, net, t.median / kBudgetNs, t.min,
+              t.max, verdict.c_str(), flag.c_str());
+}
+
+void print_header(const char* title) {
+  std::printf("\n%-50s %7s %7s %7s  %-13s %s\n", title, "ns/pkt", "-floor", "/67.2", "min-max", "verdict");
+}
+
+json row_json(const std::string& name, const std::vector<uint8_t>& frame, const Timing& t, double floor,
+              const std::string& verdict, const std::string& want) {
+  return {{"case", name},
+          {"bytes", frame.size()},
+          {"ns_per_packet", t.median},
+          {"ns_min", t.min},
+          {"ns_max", t.max},
+          {"ns_minus_floor", t.median - floor},
+          {"budget_fraction", t.median / kBudgetNs},
+          {"verdict", verdict},
+          {"expected", want}};
 }
 
 }  // namespace
@@ -127,9 +259,27 @@ int main(int argc, char** argv) {
       a.runs = std::atoi(argv[++i]);
     else if (s == "--json" && i + 1 < argc)
       a.json_out = argv[++i];
+    else if (s == "--policy" && i + 1 < argc)
+      a.policy = argv[++i];
+    else if (s == "--quick")
+      a.quick = true;
     else {
-      std::fprintf(stderr, "usage: sipxdp_bench [--repeat N] [--runs N] [--json FILE]\n");
+      std::fprintf(stderr,
+                   "usage: sipxdp_bench [--repeat N] [--runs N] [--policy FILE] [--quick] [--json FILE]\n"
+                   "  --quick: only the paths of the policy, prefixes and DSCP (no matcher and size tables)\n");
       return 2;
+    }
+  }
+  if (a.repeat < 1 || a.runs < 1) return 2;
+  std::string fs_text;
+  {
+    std::ifstream in(a.policy);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    fs_text = ss.str();
+    if (!in || fs_text.empty()) {
+      std::fprintf(stderr, "sipxdp_bench: cannot read %s\n", a.policy.c_str());
+      return 1;
     }
   }
   // A private network namespace with a veth: the frames' ingress device.
@@ -144,118 +294,276 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "sipxdp_bench: %s\n", dp.error().message().c_str());
     return 1;
   }
+  int xdp_floor_fd = load_empty(BPF_PROG_TYPE_XDP, XDP_PASS);
+  int tc_floor_fd = load_empty(BPF_PROG_TYPE_SCHED_CLS, TC_ACT_OK);
+  if (xdp_floor_fd < 0 || tc_floor_fd < 0) {
+    std::perror("sipxdp_bench: cannot load the empty programs");
+    return 1;
+  }
+  json out = json::object();
+  std::printf("sipxdp datapath, BPF_PROG_TEST_RUN: median of %d runs x %d repeats, ns/packet\n", a.runs, a.repeat);
+  std::printf("(-floor: minus the empty program's cost; /67.2: share of a 64-byte frame's time at 10 Gb/s)\n");
 
-  struct Case {
-    std::string name;
-    std::vector<uint8_t> frame;
-  };
-  const char* src = "198.18.7.7";
   auto udp = [&](const std::string& payload, uint16_t dport, const char* s = "198.18.7.7") {
     return PacketBuilder().ipv4(s, "198.18.0.1").udp(5060, dport).payload(payload).build();
   };
-  std::vector<Case> sip_cases = {
-      {"OPTIONS 400 B, clean", udp(sip_options(false, 400), 5060)},
-      {"OPTIONS 400 B, scanner User-Agent", udp(sip_options(true, 400), 5060)},
-      {"INVITE 1400 B, clean", udp(sip_invite(1400), 5060)},
-  };
-  json results = json::array();
-  std::printf("sipxdp datapath, BPF_PROG_TEST_RUN, median of %d runs x %d repeats (ns/packet)\n\n", a.runs, a.repeat);
-  std::printf("%-36s %-8s %9s %9s %9s\n", "packet", "match", "no scan", "8 pat", "64 pat");
-  for (auto& c : sip_cases) {
-    for (std::string match : {"payload", "headers"}) {
-      double ns[3];
-      uint32_t rv[3];
-      int i = 0;
-      for (auto [np, inspect] : {std::pair{8, false}, std::pair{8, true}, std::pair{64, true}}) {
-        std::string text = policy(np, match, inspect, 0);
-        auto p = parse_policy(text, "bench.json");
-        if (!p || !dp->apply(p.value(), text, "bench.json")) {
-          std::fprintf(stderr, "sipxdp_bench: cannot apply the bench policy\n");
-          return 1;
-        }
-        ns[i] = measure(dp->xdp_prog_fd(), c.frame, a, ifindex, &rv[i]);
-        results.push_back({{"packet", c.name},
-                           {"bytes", c.frame.size()},
-                           {"match", match},
-                           {"patterns", inspect ? np : 0},
-                           {"ns_per_packet", ns[i]},
-                           {"verdict", rv[i] == XDP_DROP ? "drop" : "pass"}});
-        ++i;
-      }
-      std::printf("%-36s %-8s %9.1f %9.1f %9.1f   (%s)\n", c.name.c_str(), match.c_str(), ns[0], ns[1], ns[2],
-                  rv[1] == XDP_DROP ? "dropped" : "passed");
-    }
-  }
+  auto rtp = PacketBuilder().ipv4("198.18.7.7", "198.18.0.1").udp(40000, 20000).payload(172, 0x80).build();
 
-  std::printf("\n%-36s %9s\n", "other paths (8 patterns, payload)", "ns/pkt");
+  // 1. The paths of the real policy (examples/freeswitch.json).
+  json fs = json::parse(fs_text);
+  json fs_noban = fs;
+  fs_noban["sip"]["ban_seconds"] = 0;
+  Timing floor = measure_xdp(xdp_floor_fd, rtp, a, ifindex);
+  json paths = json::array();
+  print_header("paths of examples/freeswitch.json (XDP ingress)");
+  print_row("rig floor: empty XDP program (RTP frame)", floor, floor.median, xdp_verdict(floor.retval), "pass");
+  paths.push_back(
+      row_json("rig floor: empty XDP program", rtp, floor, floor.median, xdp_verdict(floor.retval), "pass"));
+  struct Case {
+    std::string name;
+    std::vector<uint8_t> frame;
+    std::string want;
+    bool noban = false;
+  };
+  const char* banned = "198.18.66.6";
+  std::vector<Case> cases = {
+      {"RTP allowed (port range)", rtp, "pass"},
+      {"SIP OPTIONS allowed (scanned, clean)", udp(sip_options(false, 400), 5060), "pass"},
+      {"SIP OPTIONS scanner, dropped by pattern", udp(sip_options(true, 400), 5060), "drop", true},
+      {"scanner OPTIONS from a banned source", udp(sip_options(true, 400), 5060, banned), "drop"},
+      {"TCP SYN to a closed port (default drop)",
+       PacketBuilder().ipv4("198.18.7.7", "198.18.0.1").tcp(40000, 3306).build(), "drop"},
+      {"SIP INVITE allowed (scanned, clean)", udp(sip_invite(1400), 5060), "pass"},
+  };
+  if (!apply_text(*dp, fs_text, a.policy)) return 1;
   {
-    std::string text = policy(8, "payload", true, 600);
-    auto p = parse_policy(text, "bench.json");
-    if (!p || !dp->apply(p.value(), text, "bench.json")) return 1;
-    const char* banned = "198.18.66.6";
-    uint32_t rv;
-    // One scanner packet bans the source; the rest of its packets take the ban path.
-    measure(dp->xdp_prog_fd(), udp(sip_options(true, 400), 5060, banned), Args{1, 1, ""}, ifindex, &rv);
-    std::vector<Case> other = {
-        {"RTP 214 B allowed by port range", udp(std::string(172, '\x80'), 20000)},
-        {"scanner OPTIONS from a banned source", udp(sip_options(true, 400), 5060, banned)},
-        {"TCP SYN to a closed port (default drop)", PacketBuilder().ipv4(src, "198.18.0.1").tcp(40000, 3306).build()},
-        {"ARP (the shortest path: rig floor)", PacketBuilder().ethertype(0x0806).build()},
-    };
-    for (auto& c : other) {
-      double ns = measure(dp->xdp_prog_fd(), c.frame, a, ifindex, &rv);
-      std::printf("%-40s %9.1f   (%s)\n", c.name.c_str(), ns, rv == XDP_DROP ? "dropped" : "passed");
-      results.push_back({{"packet", c.name},
-                         {"bytes", c.frame.size()},
-                         {"ns_per_packet", ns},
-                         {"verdict", rv == XDP_DROP ? "drop" : "pass"}});
+    // One scanner packet bans its source; the rest of its packets take the ban path.
+    Args once = a;
+    once.runs = 1;
+    once.repeat = 1;
+    measure_xdp(dp->xdp_prog_fd(), udp(sip_options(true, 400), 5060, banned), once, ifindex);
+  }
+  for (bool noban : {false, true}) {
+    if (noban && !apply_text(*dp, fs_noban.dump(), "freeswitch.json with ban_seconds 0")) return 1;
+    for (auto& c : cases) {
+      if (c.noban != noban) continue;
+      Timing t = measure_xdp(dp->xdp_prog_fd(), c.frame, a, ifindex);
+      std::string name = c.name + " " + std::to_string(c.frame.size()) + " B" + (noban ? ", bans off" : "");
+      print_row(name, t, floor.median, xdp_verdict(t.retval), c.want);
+      paths.push_back(row_json(name, c.frame, t, floor.median, xdp_verdict(t.retval), c.want));
     }
   }
-  // Lookup cost against policy size: the compiled tables make it flat.
-  std::printf("\n%-52s %9s\n", "policy size (packet: UDP to the last rule's port)", "ns/pkt");
-  for (auto [nrules, nprefixes] : {std::pair{5, 0}, std::pair{5000, 0}, std::pair{5000, 100000}}) {
-    Policy p;
-    p.default_action = Action::drop;
-    for (int i = 0; i < nrules; ++i) {
-      Rule r;
-      r.name = "r" + std::to_string(i);
-      r.protos = {ProtoKind::udp};
-      r.dport = {{static_cast<uint16_t>(10000 + i), static_cast<uint16_t>(10000 + i)}};
-      r.action = Action::allow;
-      p.rules.push_back(r);
+  {
+    // Diagnostic: the same RTP frame when no rule restricts addresses (esl
+    // removed), so the address stage (LPM + class pair) is skipped.
+    json p = fs_noban;
+    json rules = json::array();
+    for (auto& r : p["rules"])
+      if (r["name"] != "esl") rules.push_back(r);
+    p["rules"] = rules;
+    if (!apply_text(*dp, p.dump(), "freeswitch.json without esl")) return 1;
+    Timing t = measure_xdp(dp->xdp_prog_fd(), rtp, a, ifindex);
+    std::string name = "RTP allowed " + std::to_string(rtp.size()) + " B, policy without esl (no src rule)";
+    print_row(name, t, floor.median, xdp_verdict(t.retval), "pass");
+    paths.push_back(row_json(name, rtp, t, floor.median, xdp_verdict(t.retval), "pass"));
+  }
+  out["floor_xdp_ns"] = floor.median;
+  out["paths"] = paths;
+
+  // 2. A source-restricted rule (esl) of 10, 1,000 and 100,000 /32 prefixes.
+  json prefixes = json::array();
+  print_header("esl rule with N source prefixes (tcp 8021)");
+  for (int n : {10, 1000, 100000}) {
+    json p = fs_noban;
+    json src = json::array();
+    for (int i = 0; i < n; ++i) src.push_back(ipv4_str(listed_source(i)) + "/32");
+    for (auto& r : p["rules"])
+      if (r["name"] == "esl") r["src"] = src;
+    std::string text = p.dump();
+    if (!apply_text(*dp, text, "freeswitch.json, esl with " + std::to_string(n) + " prefixes")) return 1;
+    std::string listed = ipv4_str(listed_source(n - 1));
+    auto in = PacketBuilder().ipv4(listed.c_str(), "198.18.0.1").tcp(40000, 8021).build();
+    auto outside = PacketBuilder().ipv4("198.18.2.200", "198.18.0.1").tcp(40000, 8021).build();
+    for (auto& [what, frame, want] : {std::tuple{"a listed source, allowed", in, "pass"},
+                                      std::tuple{"an unlisted source, default drop", outside, "drop"}}) {
+      Timing t = measure_xdp(dp->xdp_prog_fd(), frame, a, ifindex);
+      std::string name = std::to_string(n) + " prefixes: SYN from " + what;
+      print_row(name, t, floor.median, xdp_verdict(t.retval), want);
+      json j = row_json(name, frame, t, floor.median, xdp_verdict(t.retval), want);
+      j["prefixes"] = n;
+      prefixes.push_back(j);
     }
-    if (nprefixes) {
-      Rule block;
-      block.name = "blocklist";
-      block.action = Action::drop;
-      for (int i = 0; i < nprefixes; ++i) {
-        Cidr c;
-        uint32_t v = (100u << 24) | (uint32_t(i) << 8);
-        c.addr = {uint8_t(v >> 24), uint8_t(v >> 16), uint8_t(v >> 8), uint8_t(v)};
-        c.plen = 24;
-        block.src.push_back(c);
+  }
+  out["prefixes"] = prefixes;
+
+  // 3. DSCP marking on egress (TC program), IPv4 and IPv6.
+  if (!apply_text(*dp, fs_text, a.policy)) return 1;
+  json dscp = json::array();
+  auto rtp4_out = PacketBuilder().ipv4("198.18.0.1", "198.18.7.7").udp(20000, 40000).payload(172, 0x80).build();
+  auto rtp6_out = PacketBuilder().ipv6("2001:db8::1", "2001:db8::7").udp(20000, 40000).payload(172, 0x80).build();
+  auto sip4_out =
+      PacketBuilder().ipv4("198.18.0.1", "198.18.7.7").udp(5060, 5060).payload(sip_options(false, 400)).build();
+  Timing tc_floor = measure_tc(tc_floor_fd, rtp4_out, a);
+  print_header("egress (TC): DSCP marks of examples/freeswitch.json");
+  print_row("rig floor: empty TC program (RTP frame)", tc_floor, tc_floor.median, "ok", "ok");
+  dscp.push_back(row_json("rig floor: empty TC program", rtp4_out, tc_floor, tc_floor.median, "ok", "ok"));
+  struct TcCase {
+    std::string name;
+    std::vector<uint8_t> frame;
+    int want_dscp;
+  };
+  for (auto& c : {TcCase{"RTP IPv4 -> EF (46)", rtp4_out, 46}, TcCase{"RTP IPv6 -> EF (46)", rtp6_out, 46},
+                  TcCase{"SIP IPv4 -> CS3 (24)", sip4_out, 24}}) {
+    Timing t = measure_tc(dp->tc_prog_fd(), c.frame, a);
+    int got = frame_dscp(t.out);
+    // TC_ACT_OK or TC_ACT_UNSPEC (the next filter decides): the packet goes on.
+    bool goes_on = t.retval == TC_ACT_OK || static_cast<int32_t>(t.retval) == TC_ACT_UNSPEC;
+    std::string verdict = goes_on ? "dscp " + std::to_string(got) : "tc " + std::to_string(t.retval);
+    std::string want = "dscp " + std::to_string(c.want_dscp);
+    std::string name = c.name + " " + std::to_string(c.frame.size()) + " B";
+    print_row(name, t, tc_floor.median, verdict, want);
+    dscp.push_back(row_json(name, c.frame, t, tc_floor.median, verdict, want));
+  }
+  out["floor_tc_ns"] = tc_floor.median;
+  out["dscp"] = dscp;
+
+  if (!a.quick) {
+    // 4. The scanner matcher: payload length, match mode and pattern count.
+    std::vector<Case> sip_cases = {
+        {"OPTIONS, clean", udp(sip_options(false, 400), 5060), "pass"},
+        {"OPTIONS, scanner User-Agent", udp(sip_options(true, 400), 5060), "drop"},
+        {"INVITE, clean", udp(sip_invite(1400), 5060), "pass"},
+    };
+    json scanner = json::array();
+    std::printf("\n%-36s %-8s %9s %9s %9s  (ns/pkt, bans off)\n", "scanner matcher", "match", "no scan", "8 pat",
+                "64 pat");
+    for (auto& c : sip_cases) {
+      c.name += " " + std::to_string(c.frame.size()) + " B";
+      for (std::string match : {"payload", "headers"}) {
+        double ns[3];
+        uint32_t rv[3];
+        int i = 0;
+        for (auto [np, inspect] : {std::pair{8, false}, std::pair{8, true}, std::pair{64, true}}) {
+          if (!apply_text(*dp, scan_policy(np, match, inspect, 0), "bench.json")) return 1;
+          Timing t = measure_xdp(dp->xdp_prog_fd(), c.frame, a, ifindex);
+          ns[i] = t.median;
+          rv[i] = t.retval;
+          scanner.push_back({{"packet", c.name},
+                             {"bytes", c.frame.size()},
+                             {"match", match},
+                             {"patterns", inspect ? np : 0},
+                             {"ns_per_packet", t.median},
+                             {"verdict", xdp_verdict(t.retval)}});
+          ++i;
+        }
+        std::printf("%-36s %-8s %9.1f %9.1f %9.1f   (%s)\n", c.name.c_str(), match.c_str(), ns[0], ns[1], ns[2],
+                    xdp_verdict(rv[1]));
       }
-      p.rules.insert(p.rules.begin(), block);
     }
-    if (!dp->apply(p, "", "bench")) {
-      std::fprintf(stderr, "sipxdp_bench: cannot apply the size policy\n");
-      return 1;
-    }
-    uint32_t rv;
-    auto frame = udp("x", static_cast<uint16_t>(10000 + nrules - 1));
-    double ns = measure(dp->xdp_prog_fd(), frame, a, ifindex, &rv);
-    std::string name = std::to_string(nrules) + " rules" +
-                       (nprefixes ? " + a rule of " + std::to_string(nprefixes) + " source prefixes" : "");
-    std::printf("%-52s %9.1f   (%s)\n", name.c_str(), ns, rv == XDP_DROP ? "dropped" : "passed");
-    results.push_back({{"packet", "UDP to the last rule"},
+    out["scanner"] = scanner;
+
+    // 5. Lookup cost against policy size: the compiled tables make it flat.
+    json sizes = json::array();
+    std::printf("\n%-52s %9s\n", "policy size (packet: UDP to the last rule's port)", "ns/pkt");
+    for (auto [nrules, nprefixes] : {std::pair{5, 0}, std::pair{5000, 0}, std::pair{5000, 100000}}) {
+      Policy p;
+      p.default_action = Action::drop;
+      for (int i = 0; i < nrules; ++i) {
+        Rule r;
+        r.name = "r" + std::to_string(i);
+        r.protos = {ProtoKind::udp};
+        r.dport = {{static_cast<uint16_t>(10000 + i), static_cast<uint16_t>(10000 + i)}};
+        r.action = Action::allow;
+        p.rules.push_back(r);
+      }
+      if (nprefixes) {
+        Rule block;
+        block.name = "blocklist";
+        block.action = Action::drop;
+        for (int i = 0; i < nprefixes; ++i) {
+          Cidr c;
+          uint32_t v = (100u << 24) | (uint32_t(i) << 8);
+          c.addr = {uint8_t(v >> 24), uint8_t(v >> 16), uint8_t(v >> 8), uint8_t(v)};
+          c.plen = 24;
+          block.src.push_back(c);
+        }
+        p.rules.insert(p.rules.begin(), block);
+      }
+      if (!dp->apply(p, "", "bench")) {
+        std::fprintf(stderr, "sipxdp_bench: cannot apply the size policy\n");
+        return 1;
+      }
+      auto frame = udp("x", static_cast<uint16_t>(10000 + nrules - 1));
+      Timing t = measure_xdp(dp->xdp_prog_fd(), frame, a, ifindex);
+      std::string name = std::to_string(nrules) + " rules" +
+                         (nprefixes ? " + a rule of " + std::to_string(nprefixes) + " /24 source prefixes" : "");
+      std::printf("%-52s %9.1f   (%s)\n", name.c_str(), t.median, xdp_verdict(t.retval));
+      sizes.push_back({{"packet", "UDP to the last rule"},
                        {"rules", nrules},
                        {"prefixes", nprefixes},
-                       {"ns_per_packet", ns},
-                       {"verdict", rv == XDP_DROP ? "drop" : "pass"}});
+                       {"ns_per_packet", t.median},
+                       {"verdict", xdp_verdict(t.retval)}});
+    }
+    out["policy_size"] = sizes;
   }
+  // 6. Where `apply` spends its time, in process (no process start, no CLI):
+  // parse_policy, compile_policy, and Datapath::apply (compile + map writes +
+  // the wait for readers of the old generation).
+  {
+    json cp = json::array();
+    std::printf("\n%-34s %10s %10s %10s  (ms, median of %d)\n", "apply, in process", "parse", "compile", "apply",
+                a.runs);
+    for (auto [label, nrules, nprefixes] :
+         {std::tuple{"10 rules", 10, 0}, std::tuple{"1,000 rules", 1000, 0}, std::tuple{"10,000 rules", 10000, 0},
+          std::tuple{"100,000 source prefixes", 0, 100000}}) {
+      json p = {{"version", 1}, {"default_action", "drop"}, {"rules", json::array()}};
+      for (int i = 0; i < nrules; ++i)
+        p["rules"].push_back(
+            {{"name", "r" + std::to_string(i)}, {"proto", "udp"}, {"dport", 10000 + i}, {"action", "allow"}});
+      if (nprefixes) {
+        json src = json::array();
+        for (int i = 0; i < nprefixes; ++i) src.push_back(ipv4_str(listed_source(i)) + "/32");
+        p["rules"].push_back({{"name", "esl"}, {"proto", "tcp"}, {"dport", 8021}, {"action", "allow"}, {"src", src}});
+      }
+      std::string text = p.dump();
+      std::vector<double> tp, tc, ta;
+      for (int r = 0; r < std::max(3, std::min(a.runs, 5)); ++r) {
+        auto t0 = std::chrono::steady_clock::now();
+        auto pol = parse_policy(text, "bench.json");
+        auto t1 = std::chrono::steady_clock::now();
+        if (!pol) return 1;
+        auto c = compile_policy(pol.value(), fresh_counters(pol.value()));
+        auto t2 = std::chrono::steady_clock::now();
+        if (!c) return 1;
+        if (!apply_text(*dp, fs_text, a.policy)) return 1;  // a small live policy to replace
+        auto t3 = std::chrono::steady_clock::now();
+        if (!dp->apply(pol.value(), text, "bench.json")) {
+          std::fprintf(stderr, "sipxdp_bench: cannot apply the %s policy\n", label);
+          return 1;
+        }
+        auto t4 = std::chrono::steady_clock::now();
+        auto ms = [](auto d) { return std::chrono::duration<double, std::milli>(d).count(); };
+        tp.push_back(ms(t1 - t0));
+        tc.push_back(ms(t2 - t1));
+        ta.push_back(ms(t4 - t3));
+      }
+      auto median = [](std::vector<double> v) {
+        std::sort(v.begin(), v.end());
+        return v[v.size() / 2];
+      };
+      std::printf("%-34s %10.1f %10.1f %10.1f\n", label, median(tp), median(tc), median(ta));
+      cp.push_back({{"policy", label}, {"parse_ms", median(tp)}, {"compile_ms", median(tc)}, {"apply_ms", median(ta)}});
+    }
+    out["apply_in_process"] = cp;
+  }
+  out["repeat"] = a.repeat;
+  out["runs"] = a.runs;
+  out["budget_ns"] = kBudgetNs;
   if (!a.json_out.empty()) {
-    std::ofstream(a.json_out) << json{{"datapath", results}}.dump(2) << "\n";
+    std::ofstream(a.json_out) << json{{"datapath", out}}.dump(2) << "\n";
     std::printf("\nwrote %s\n", a.json_out.c_str());
   }
+  close(xdp_floor_fd);
+  close(tc_floor_fd);
   return 0;
 }
