@@ -6,11 +6,12 @@
  *   With `random_src` it first gives the IPv4 frame a random source address.
  * - xdp_drop: the bare receiver, the rig's limit.
  */
-#include <bpf/bpf_endian.h>
-#include <bpf/bpf_helpers.h>
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
 #include <linux/ip.h>
+
+#include <bpf/bpf_endian.h>
+#include <bpf/bpf_helpers.h>
 
 const volatile __u32 random_src = 0;
 
