@@ -444,7 +444,8 @@ Result<ApplySummary> rollback(const std::string& dir) {
   if (!dp) return dp.error();
   auto m = dp->manifest();
   if (!m) return m.error();
-  if (m->previous_source.empty()) return make_error("nothing to roll back to: no earlier policy is stored");
+  if (m->previous_source.empty())
+    return make_error("nothing to roll back to: no earlier policy is stored (none yet, or it was too large to keep)");
   auto p = parse_policy(m->previous_source, m->previous_path);
   if (!p) return p.error();
   return dp->apply(p.value(), m->previous_source, m->previous_path);

@@ -59,6 +59,8 @@ namespace {
 
 constexpr const char* kLinkPin = "xdp_link";
 constexpr const char* kTcPin = "tc_egress";  // the egress program, to recognise our filter
+constexpr char kSourceSep = '\x1e';          // between the manifest's description and the policy texts
+constexpr size_t kManifestMax = size_t(SIPXDP_MANIFEST_CHUNKS) * SIPXDP_MANIFEST_CHUNK;
 constexpr uint32_t kBpfFsMagic = 0xcafe4a11;
 
 // The pinned maps, by name; also the order in which they are pinned.
@@ -348,7 +350,7 @@ Result<Datapath> Datapath::load(uint32_t flow_table_size) {
     if (fd < 0) return sys_error("cannot dup map fd", errno);
     dp.impl_->maps[i].reset(fd);
   }
-  sipxdp_state st{0, SIPXDP_ABI_VERSION, 0, 0, 0, 0};
+  sipxdp_state st{0, SIPXDP_ABI_VERSION, 0, 0, 0, 1};  // not attached: nothing reads either generation
   uint32_t zero = 0;
   if (bpf_map_update_elem(dp.impl_->fd(M_STATE), &zero, &st, BPF_ANY) != 0)
     return sys_error("cannot write map state", errno);
@@ -453,8 +455,16 @@ Result<Manifest> Datapath::manifest() const {
   Manifest m;
   m.generation = gen.value();
   if (text->empty()) return m;
+  // The JSON description, then the policy texts as they were written,
+  // each after an ASCII record separator (which no valid policy contains raw):
+  // parsing the description does not lex megabytes of escaped policy text.
+  std::string meta = text.value(), sources;
+  if (size_t rs = meta.find(kSourceSep); rs != std::string::npos) {
+    sources = meta.substr(rs + 1);
+    meta.resize(rs);
+  }
   try {
-    json j = json::parse(text.value());
+    json j = json::parse(meta);
     m.iface = j.value("iface", "");
     m.netns = j.value("netns", "");
     m.mode = j.value("mode", "");
@@ -462,9 +472,10 @@ Result<Manifest> Datapath::manifest() const {
     m.policy_sha256 = j.value("policy_sha256", "");
     m.default_action = j.value("default_action", "");
     m.applied_at = j.value("applied_at", uint64_t(0));
-    m.source = j.value("source", "");
     m.previous_path = j.value("previous_path", "");
-    m.previous_source = j.value("previous_source", "");
+    size_t rs = sources.find(kSourceSep);
+    m.source = sources.substr(0, rs);
+    if (rs != std::string::npos) m.previous_source = sources.substr(rs + 1);
     for (auto& r : j.at("rules")) m.rules.push_back({r.at("name"), r.at("match"), r.at("action"), r.at("counter")});
     if (j.contains("patterns"))
       for (auto& r : j.at("patterns")) m.patterns.push_back({r.at("pattern"), r.at("counter")});
@@ -533,10 +544,10 @@ Result<ApplySummary> Datapath::apply(const Policy& p, const std::string& source,
     lock.emplace(std::move(l.value()));
   }
   // The spare generation may still be read by packets if an earlier apply
-  // died between its flip and its wait: wait here too before reusing it.
-  SIPXDP_TRY(I.wait_for_readers());
+  // died between its flip and its wait: then wait here before reusing it.
   auto st = I.read_state();
   if (!st) return st.error();
+  if (!st->settled) SIPXDP_TRY(I.wait_for_readers());
   uint32_t live = st->active_gen & 1, spare = live ^ 1;
 
   // Counters follow rule names; a new rule never takes a slot the live
@@ -728,10 +739,12 @@ Result<ApplySummary> Datapath::apply(const Policy& p, const std::string& source,
                            {"counter", dscp_slots[i]}});
     j["stateful"] = p.flows.stateful;
     j["flow_timeouts"] = flow_timeouts_text(p.flows);
-    j["source"] = source;
     j["previous_path"] = old.policy_path;
-    j["previous_source"] = old.source;
-    SIPXDP_TRY(I.write_manifest_text(spare, j.dump()));
+    std::string meta = j.dump();
+    std::string text = meta + kSourceSep + source + kSourceSep + old.source;
+    // A policy too big to keep twice keeps no previous one (rollback then says so).
+    if (text.size() + 1 > kManifestMax) text = meta + kSourceSep + source;
+    SIPXDP_TRY(I.write_manifest_text(spare, text));
   }
   if (bpf_map_update_elem(I.fd(M_HDR), &spare, &c.hdr, BPF_ANY) != 0)
     return sys_error("cannot write map policy_hdr", errno);
@@ -739,11 +752,17 @@ Result<ApplySummary> Datapath::apply(const Policy& p, const std::string& source,
   // The flip: one write, after which every new packet sees only the new policy.
   // (The fence orders the mmap-ed table stores before it.)
   std::atomic_thread_fence(std::memory_order_seq_cst);
-  sipxdp_state ns = st.value();  // keeps manual_bans, tc_* (ban add/del take the same lock)
+  // Re-read: ban add/del (same lock) may have changed manual_bans since.
+  st = I.read_state();
+  if (!st) return st.error();
+  sipxdp_state ns = st.value();
   ns.active_gen = spare;
+  ns.settled = 0;
   uint32_t zero = 0;
   if (bpf_map_update_elem(I.fd(M_STATE), &zero, &ns, BPF_ANY) != 0) return sys_error("cannot write map state", errno);
   SIPXDP_TRY(I.wait_for_readers());
+  ns.settled = 1;
+  if (bpf_map_update_elem(I.fd(M_STATE), &zero, &ns, BPF_ANY) != 0) return sys_error("cannot write map state", errno);
 
   sum.generation = spare;
   sum.rules = p.rules.size();

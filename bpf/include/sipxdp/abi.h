@@ -140,7 +140,7 @@ struct sipxdp_state {
 	__u32 manual_bans; /* entries in ban_prefixes: 0 skips the lookup */
 	__u32 tc_flags;	   /* SIPXDP_TC_*: how the egress program was attached */
 	__u32 tc_ifindex;  /* where (in the instance's network namespace) */
-	__u32 pad;
+	__u32 settled;	   /* loader: 1 once no packet can still see the other generation */
 };
 
 #define SIPXDP_TC_ATTACHED (1u << 0)
