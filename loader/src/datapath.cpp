@@ -604,41 +604,38 @@ Result<ApplySummary> Datapath::apply(const Policy& p, const std::string& source,
     auto v = counter(r.counter);
     sum.removed_counts.push_back({r.name, v ? v.value() : CounterValue{}});
   }
-  std::vector<uint32_t> pat_slots(p.sip.patterns.size());
   std::vector<uint32_t> reset;  // slots that start counting from zero
-  for (size_t i = 0; i < p.sip.patterns.size(); ++i) {
-    auto it = old_pat_slot.find(p.sip.patterns[i]);
-    if (it != old_pat_slot.end()) {
-      pat_slots[i] = it->second;
-      continue;
+  // The old slot of each name, or a free one (counting from zero).
+  auto slots_for = [&](const std::vector<std::string>& names,
+                       const std::map<std::string, uint32_t>& old_of) -> Result<std::vector<uint32_t>> {
+    std::vector<uint32_t> out;
+    for (auto& n : names) {
+      if (auto it = old_of.find(n); it != old_of.end()) {
+        out.push_back(it->second);
+        continue;
+      }
+      while (used.count(next)) ++next;
+      if (next >= SIPXDP_CTR_MAX) return make_error("out of counter slots");
+      out.push_back(next);
+      used.insert(next);
+      reset.push_back(next);
     }
-    while (used.count(next)) ++next;
-    if (next >= SIPXDP_CTR_MAX) return make_error("out of counter slots");
-    pat_slots[i] = next;
-    used.insert(next);
-    reset.push_back(next);
-  }
+    return out;
+  };
+  auto pat_slots = slots_for(p.sip.patterns, old_pat_slot);
+  if (!pat_slots) return pat_slots.error();
   std::map<std::string, uint32_t> old_dscp_slot;
+  std::vector<std::string> dscp_names;
   for (auto& d : old.dscp) old_dscp_slot[d.name] = d.counter;
-  std::vector<uint32_t> dscp_slots(p.dscp.size());
-  for (size_t i = 0; i < p.dscp.size(); ++i) {
-    auto it = old_dscp_slot.find(p.dscp[i].name);
-    if (it != old_dscp_slot.end()) {
-      dscp_slots[i] = it->second;
-      continue;
-    }
-    while (used.count(next)) ++next;
-    if (next >= SIPXDP_CTR_MAX) return make_error("out of counter slots");
-    dscp_slots[i] = next;
-    used.insert(next);
-    reset.push_back(next);
-  }
+  for (auto& d : p.dscp) dscp_names.push_back(d.name);
+  auto dscp_slots = slots_for(dscp_names, old_dscp_slot);
+  if (!dscp_slots) return dscp_slots.error();
   for (size_t i = 0; i < p.rules.size(); ++i)
     if (fresh[i]) reset.push_back(slots[i]);
 
   SIPXDP_TRY(check_load_time_settings(p));
 
-  auto compiled = compile_policy(p, Slots{slots, pat_slots, dscp_slots});
+  auto compiled = compile_policy(p, Slots{slots, pat_slots.value(), dscp_slots.value()});
   if (!compiled) return compiled.error();
   const CompiledPolicy& c = compiled.value();
 
@@ -729,14 +726,14 @@ Result<ApplySummary> Datapath::apply(const Policy& p, const std::string& source,
                             {"counter", slots[i]}});
     j["patterns"] = json::array();
     for (size_t i = 0; i < p.sip.patterns.size(); ++i)
-      j["patterns"].push_back({{"pattern", p.sip.patterns[i]}, {"counter", pat_slots[i]}});
+      j["patterns"].push_back({{"pattern", p.sip.patterns[i]}, {"counter", (*pat_slots)[i]}});
     j["dscp"] = json::array();
     for (size_t i = 0; i < p.dscp.size(); ++i)
       j["dscp"].push_back({{"name", p.dscp[i].name},
                            {"match", p.dscp[i].match_text()},
                            {"class", p.dscp[i].class_name},
                            {"dscp", p.dscp[i].dscp},
-                           {"counter", dscp_slots[i]}});
+                           {"counter", (*dscp_slots)[i]}});
     j["stateful"] = p.flows.stateful;
     j["flow_timeouts"] = flow_timeouts_text(p.flows);
     j["previous_path"] = old.policy_path;

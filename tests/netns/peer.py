@@ -9,8 +9,8 @@ def family(host):
     return socket.AF_INET6 if ":" in host else socket.AF_INET
 
 
-def udp_sink(port, seconds, v6=False):
-    """Counts datagrams on PORT until SECONDS pass; prints 'ready', then the count."""
+def udp_sink(port, seconds, v6=False, echo=False):
+    """Counts (and with ECHO, echoes) datagrams on PORT until SECONDS pass; prints 'ready', then the count."""
     s = socket.socket(socket.AF_INET6 if v6 else socket.AF_INET, socket.SOCK_DGRAM)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     s.bind(("::" if v6 else "0.0.0.0", port))
@@ -23,7 +23,9 @@ def udp_sink(port, seconds, v6=False):
             break
         r, _, _ = select.select([s], [], [], left)
         if r:
-            s.recv(65535)
+            data, addr = s.recvfrom(65535)
+            if echo:
+                s.sendto(data, addr)
             n += 1
     print(n, flush=True)
 
@@ -89,26 +91,6 @@ def tcp_try(host, port, timeout):
     sys.exit(0 if ok else 3)
 
 
-def udp_echo(port, seconds, v6=False):
-    """Echoes datagrams on PORT until SECONDS pass; prints 'ready', then how many it echoed."""
-    s = socket.socket(socket.AF_INET6 if v6 else socket.AF_INET, socket.SOCK_DGRAM)
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    s.bind(("::" if v6 else "0.0.0.0", port))
-    print("ready", flush=True)
-    n = 0
-    deadline = time.time() + seconds
-    while True:
-        left = deadline - time.time()
-        if left <= 0:
-            break
-        r, _, _ = select.select([s], [], [], left)
-        if r:
-            data, addr = s.recvfrom(65535)
-            s.sendto(data, addr)
-            n += 1
-    print(n, flush=True)
-
-
 def udp_ask(host, port, sport, timeout):
     """Sends one datagram from SPORT to host:port; exit 0 when the echo comes back, 3 otherwise."""
     s = socket.socket(family(host), socket.SOCK_DGRAM)
@@ -171,7 +153,7 @@ if __name__ == "__main__":
     elif mode == "tcp-echo":
         tcp_echo(int(args[0]), float(args[1]))
     elif mode == "udp-echo":
-        udp_echo(int(args[0]), float(args[1]), len(args) > 2 and args[2] == "v6")
+        udp_sink(int(args[0]), float(args[1]), len(args) > 2 and args[2] == "v6", echo=True)
     elif mode == "udp-ask":
         udp_ask(args[0], int(args[1]), int(args[2]), float(args[3]))
     elif mode == "tcp-sink":
