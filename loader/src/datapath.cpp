@@ -476,12 +476,14 @@ Result<Manifest> Datapath::manifest() const {
     size_t rs = sources.find(kSourceSep);
     m.source = sources.substr(0, rs);
     if (rs != std::string::npos) m.previous_source = sources.substr(rs + 1);
-    for (auto& r : j.at("rules")) m.rules.push_back({r.at("name"), r.at("match"), r.at("action"), r.at("counter")});
+    for (auto& r : j.at("rules"))
+      m.rules.push_back({r.at("name"), r.at("match"), r.at("action"), r.at("counter"), r.value("sig", "")});
     if (j.contains("patterns"))
       for (auto& r : j.at("patterns")) m.patterns.push_back({r.at("pattern"), r.at("counter")});
     if (j.contains("dscp"))
       for (auto& r : j.at("dscp"))
-        m.dscp.push_back({r.at("name"), r.at("match"), r.at("class"), r.at("dscp"), r.at("counter")});
+        m.dscp.push_back(
+            {r.at("name"), r.at("match"), r.at("class"), r.at("dscp"), r.at("counter"), r.value("sig", "")});
     m.stateful = j.value("stateful", false);
     m.flow_timeouts = j.value("flow_timeouts", "");
   } catch (const std::exception& e) {
@@ -723,7 +725,8 @@ Result<ApplySummary> Datapath::apply(const Policy& p, const std::string& source,
       j["rules"].push_back({{"name", p.rules[i].name},
                             {"match", p.rules[i].match_text()},
                             {"action", action_name(p.rules[i].action)},
-                            {"counter", slots[i]}});
+                            {"counter", slots[i]},
+                            {"sig", p.rules[i].signature()}});
     j["patterns"] = json::array();
     for (size_t i = 0; i < p.sip.patterns.size(); ++i)
       j["patterns"].push_back({{"pattern", p.sip.patterns[i]}, {"counter", (*pat_slots)[i]}});
@@ -733,7 +736,8 @@ Result<ApplySummary> Datapath::apply(const Policy& p, const std::string& source,
                            {"match", p.dscp[i].match_text()},
                            {"class", p.dscp[i].class_name},
                            {"dscp", p.dscp[i].dscp},
-                           {"counter", (*dscp_slots)[i]}});
+                           {"counter", (*dscp_slots)[i]},
+                           {"sig", p.dscp[i].signature()}});
     j["stateful"] = p.flows.stateful;
     j["flow_timeouts"] = flow_timeouts_text(p.flows);
     j["previous_path"] = old.policy_path;

@@ -45,8 +45,13 @@ ListDiff diff_list(const std::vector<std::pair<std::string, std::string>>& befor
 PolicyDiff diff_policy(const Manifest& live, const Policy& next) {
   PolicyDiff d;
   std::vector<std::pair<std::string, std::string>> before, after;
-  for (auto& r : live.rules) before.push_back({r.name, r.match + " " + r.action});
-  for (auto& r : next.rules) after.push_back({r.name, r.match_text() + " " + action_name(r.action)});
+  // Signatures cover every prefix; manifests written before them have only
+  // the (cut) match text, and then the new side is compared the same way.
+  const bool sigs = std::any_of(live.rules.begin(), live.rules.end(), [](auto& r) { return !r.sig.empty(); }) ||
+                    std::any_of(live.dscp.begin(), live.dscp.end(), [](auto& r) { return !r.sig.empty(); });
+  for (auto& r : live.rules) before.push_back({r.name, sigs ? r.sig : r.match + " " + r.action});
+  for (auto& r : next.rules)
+    after.push_back({r.name, sigs ? r.signature() : r.match_text() + " " + action_name(r.action)});
   ListDiff rules = diff_list(before, after);
   d.added = rules.added;
   d.removed = rules.removed;
@@ -54,8 +59,9 @@ PolicyDiff diff_policy(const Manifest& live, const Policy& next) {
   d.moved = rules.moved;
   before.clear();
   after.clear();
-  for (auto& r : live.dscp) before.push_back({r.name, r.match + " " + std::to_string(r.dscp)});
-  for (auto& r : next.dscp) after.push_back({r.name, r.match_text() + " " + std::to_string(r.dscp)});
+  for (auto& r : live.dscp) before.push_back({r.name, sigs ? r.sig : r.match + " " + std::to_string(r.dscp)});
+  for (auto& r : next.dscp)
+    after.push_back({r.name, sigs ? r.signature() : r.match_text() + " " + std::to_string(r.dscp)});
   d.dscp = diff_list(before, after);
   std::set<std::string> pats_before, pats_after(next.sip.patterns.begin(), next.sip.patterns.end());
   for (auto& pt : live.patterns) pats_before.insert(pt.pattern);

@@ -578,10 +578,10 @@ std::string join_ranges(const std::vector<PortRange>& rs) {
   return s;
 }
 
-// The first three prefixes and how many more.
-std::string cidr_list_text(const std::vector<Cidr>& cs) {
+// The first `max` prefixes and how many more.
+std::string cidr_list_text(const std::vector<Cidr>& cs, size_t max) {
   std::string t;
-  size_t shown = std::min<size_t>(cs.size(), 3);
+  size_t shown = std::min<size_t>(cs.size(), max);
   for (size_t i = 0; i < shown; ++i) t += (i ? "," : "") + cs[i].str();
   if (cs.size() > shown) t += ",+" + std::to_string(cs.size() - shown);
   return t;
@@ -658,7 +658,7 @@ std::optional<uint8_t> parse_dscp_class(const std::string& in) {
   return std::nullopt;
 }
 
-std::string DscpRule::match_text() const {
+std::string DscpRule::match_text(size_t max_prefixes) const {
   std::string s;
   auto add = [&](const std::string& w) {
     if (!s.empty()) s += " ";
@@ -672,7 +672,7 @@ std::string DscpRule::match_text() const {
                     : std::to_string(proto));
   if (!sport.empty()) add("sport " + join_ranges(sport));
   if (!dport.empty()) add("dport " + join_ranges(dport));
-  if (!dst.empty()) add("dst " + cidr_list_text(dst));
+  if (!dst.empty()) add("dst " + cidr_list_text(dst, max_prefixes));
   return s;
 }
 
@@ -691,7 +691,15 @@ const char* proto_kind_name(ProtoKind k) {
   return "?";
 }
 
-std::string Rule::match_text() const {
+std::string Rule::signature() const {
+  return sha256_hex(match_text(SIZE_MAX) + " " + action_name(action)).substr(0, 16);
+}
+
+std::string DscpRule::signature() const {
+  return sha256_hex(match_text(SIZE_MAX) + " " + std::to_string(dscp)).substr(0, 16);
+}
+
+std::string Rule::match_text(size_t max_prefixes) const {
   std::string s;
   auto add = [&](const std::string& w) {
     if (!s.empty()) s += " ";
@@ -709,7 +717,7 @@ std::string Rule::match_text() const {
   if (!sport.empty()) add("sport " + join_ranges(sport));
   if (!icmp_type.empty()) add("type " + join_ranges(icmp_type));
   auto cidrs = [&](const char* w, const std::vector<Cidr>& cs) {
-    if (!cs.empty()) add(std::string(w) + " " + cidr_list_text(cs));
+    if (!cs.empty()) add(std::string(w) + " " + cidr_list_text(cs, max_prefixes));
   };
   cidrs("src", src);
   cidrs("dst", dst);

@@ -97,3 +97,27 @@ TEST_CASE("policy diff: DSCP rules and stateful replies") {
     "dscp":[{"name":"sip","proto":"udp","sport":5060,"class":"cs3"}]})"))
             .empty());
 }
+
+TEST_CASE("policy diff sees an edit past the third prefix of a list") {
+  Policy before = parse_ok(R"({"version":1,"default_action":"drop","rules":[
+    {"name":"mgmt","proto":"tcp","dport":22,"action":"allow",
+     "src":["198.18.1.0/24","198.18.2.0/24","198.18.3.0/24","198.18.4.0/24","198.18.5.0/24"]}],
+    "dscp":[{"name":"peers","proto":"udp","class":"ef",
+     "dst":["198.18.1.0/24","198.18.2.0/24","198.18.3.0/24","198.18.4.0/24"]}]})");
+  Policy after = parse_ok(R"({"version":1,"default_action":"drop","rules":[
+    {"name":"mgmt","proto":"tcp","dport":22,"action":"allow",
+     "src":["198.18.1.0/24","198.18.2.0/24","198.18.3.0/24","198.18.4.0/24","198.18.9.0/24"]}],
+    "dscp":[{"name":"peers","proto":"udp","class":"ef",
+     "dst":["198.18.1.0/24","198.18.2.0/24","198.18.3.0/24","198.18.8.0/24"]}]})");
+  // The match texts agree (cut after three prefixes); the signatures do not.
+  CHECK(before.rules[0].match_text() == after.rules[0].match_text());
+  Manifest live;
+  live.default_action = "drop";
+  live.rules = {{"mgmt", before.rules[0].match_text(), "allow", 512, before.rules[0].signature()}};
+  live.dscp = {{"peers", before.dscp[0].match_text(), "ef", 46, 513, before.dscp[0].signature()}};
+  live.stateful = true;
+  PolicyDiff d = diff_policy(live, after);
+  CHECK(d.changed == std::vector<std::string>{"mgmt"});
+  CHECK(d.dscp.changed == std::vector<std::string>{"peers"});
+  CHECK(diff_policy(live, before).empty());
+}

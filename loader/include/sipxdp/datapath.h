@@ -29,6 +29,7 @@ struct RuleInfo {
   std::string match;
   std::string action;
   uint32_t counter = 0;
+  std::string sig;  // Rule::signature(), for diffs ("" in manifests written before it)
 };
 
 // What the live policy is and where it came from (stored in the manifest map).
@@ -53,6 +54,7 @@ struct Manifest {
     std::string cls;  // as written in the policy
     uint32_t dscp = 0;
     uint32_t counter = 0;
+    std::string sig;  // DscpRule::signature()
   };
   std::vector<Dscp> dscp;
   bool stateful = false;
@@ -185,7 +187,5 @@ class NetnsScope {
 void set_libbpf_logger(std::function<void(const std::string&)> fn);
 // The last lines libbpf printed (verifier log tail), for error details.
 std::string libbpf_log_tail(size_t max_lines = 20);
-
-std::string sha256_hex(const std::string& data);
 
 }  // namespace sipxdp

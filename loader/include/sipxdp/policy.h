@@ -45,7 +45,9 @@ struct Rule {
   bool inspect_sip = false;  // search the payload for scanner patterns first
   std::string comment;
 
-  std::string match_text() const;  // "udp dport 5060,5080 src 198.18.0.0/24"
+  // "udp dport 5060,5080 src 198.18.0.0/24"; prefix lists cut after `max_prefixes`.
+  std::string match_text(size_t max_prefixes = 3) const;
+  std::string signature() const;  // a hash of everything the rule matches and does
 };
 
 // Where scanner patterns are searched for.
@@ -76,7 +78,8 @@ struct DscpRule {
   std::string class_name;        // as written: "cs3", "ef", "46"
   std::string comment;
 
-  std::string match_text() const;  // "udp sport 5060,5080 dst 198.18.0.0/24"
+  std::string match_text(size_t max_prefixes = 3) const;  // "udp sport 5060,5080 dst 198.18.0.0/24"
+  std::string signature() const;                          // a hash of its whole match and class
 };
 
 // Stateful replies: what the egress program records and how long replies pass.
@@ -96,6 +99,8 @@ struct Policy {
   std::vector<DscpRule> dscp;
   FlowConfig flows;
 };
+
+std::string sha256_hex(const std::string& data);
 
 // "tcp 600 udp 60 icmp 30"
 std::string flow_timeouts_text(const FlowConfig& f);
