@@ -779,12 +779,12 @@ static __always_inline __u32 port_lookup(__u32 gen, __u32 table, __u32 port)
 	return cls ? *cls : 0;
 }
 
-static __always_inline __u32 class_flags(__u32 gen, __u32 cls)
+/* The first rule of a class: what a packet whose class it is gets. */
+static __always_inline struct sipxdp_rule *class_rule(__u32 gen, __u32 cls)
 {
 	__u32 idx = gen * SIPXDP_MAX_CLASSES + (cls & (SIPXDP_MAX_CLASSES - 1));
-	struct sipxdp_rule *r = bpf_map_lookup_elem(&cls_rule, &idx);
 
-	return r ? r->flags : 0;
+	return bpf_map_lookup_elem(&cls_rule, &idx);
 }
 
 static __always_inline __u32 dport_table(const struct pkt *p, __u32 *port)
@@ -822,7 +822,7 @@ int xdp_ingress(struct xdp_md *ctx)
 	struct sipxdp_sip_cfg *cfg;
 	struct sipxdp_policy_hdr *hdr;
 	struct sipxdp_rule *rule;
-	__u32 zero = 0, gen, table, port, cls, idx, l3_off, l4_end, slot, action, rflags;
+	__u32 zero = 0, gen, table, port, cls, l3_off, l4_end, slot, action;
 	__u16 h_proto;
 	int hit;
 
@@ -879,14 +879,15 @@ int xdp_ingress(struct xdp_md *ctx)
 	/* When the first rule of the class so far matches any source port or
 	 * address, it is the answer: the remaining lookups are skipped.
 	 */
-	rflags = class_flags(gen, cls);
-	if (cls && !(rflags & SIPXDP_RULE_NO_SPORT_ADDR) && (hdr->flags & SIPXDP_HDR_SPORT)) {
+	rule = class_rule(gen, cls);
+	if (cls && rule && !(rule->flags & SIPXDP_RULE_NO_SPORT_ADDR) &&
+	    (hdr->flags & SIPXDP_HDR_SPORT)) {
 		__u32 sport = table <= SIPXDP_PT_UDP ? bpf_ntohs(p.sport) : 0;
 
 		cls = combine(gen, SIPXDP_COMB_PS, cls, port_lookup(gen, SIPXDP_PT_SPORT, sport));
-		rflags = class_flags(gen, cls);
+		rule = class_rule(gen, cls);
 	}
-	if (cls && !(rflags & SIPXDP_RULE_NO_ADDR) &&
+	if (cls && rule && !(rule->flags & SIPXDP_RULE_NO_ADDR) &&
 	    (hdr->flags & (SIPXDP_HDR_SRC | SIPXDP_HDR_DST))) {
 		__u32 acls;
 
@@ -898,13 +899,9 @@ int xdp_ingress(struct xdp_md *ctx)
 			acls = combine(gen, SIPXDP_COMB_AD, addr_class(&p, gen, SIPXDP_DIR_SRC),
 				       addr_class(&p, gen, SIPXDP_DIR_DST));
 		cls = combine(gen, SIPXDP_COMB_FINAL, cls, acls);
+		rule = class_rule(gen, cls);
 	}
-	if (!cls)
-		goto dflt;
-
-	idx = gen * SIPXDP_MAX_CLASSES + cls;
-	rule = bpf_map_lookup_elem(&cls_rule, &idx);
-	if (!rule)
+	if (!cls || !rule)
 		goto dflt;
 	if ((rule->flags & SIPXDP_RULE_INSPECT_SIP) &&
 	    (cfg = bpf_map_lookup_elem(&sip_cfg, &gen)) && !is_trusted(&p, gen)) {
