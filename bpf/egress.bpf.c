@@ -208,7 +208,8 @@ static __always_inline int parse(struct __sk_buff *skb, struct pkt *p)
 	struct cursor c = {.lax = 1};
 	__u16 h_proto;
 
-	c.pos = (void *)(long)skb->data;
+	c.start = (void *)(long)skb->data;
+	c.pos = c.start;
 	c.end = (void *)(long)skb->data_end;
 	if (parse_eth(&c, &h_proto) < 0)
 		return -1;

@@ -115,7 +115,7 @@ manual:
  * takes it (as the first matching iptables rule would), so the search goes on
  * for patterns listed earlier than the best found so far.
  */
-#define SCAN_MASK (SIPXDP_SCAN_MAX - 1)
+#define SCAN_MASK (SCRATCH_BUF - 1)
 
 static __always_inline __u8 fold(__u8 b)
 {
@@ -280,8 +280,8 @@ __noinline int sipxdp_scan_range(__u32 gen, __u32 start, __u32 end, __u64 want)
 	if (!cfg || !cfg->npatterns || cfg->window < SIPXDP_MIN_PATTERN_LEN ||
 	    cfg->window > SIPXDP_SCAN_MAX_WINDOW)
 		return 0;
-	if (end > SIPXDP_SCAN_MAX)
-		end = SIPXDP_SCAN_MAX;
+	if (end > SCRATCH_BUF)
+		end = SCRATCH_BUF;
 	c.want = want;
 	c.gen = gen;
 	c.start = start;
@@ -465,11 +465,16 @@ static __always_inline int sip_scan(struct xdp_md *ctx, __u32 gen, const struct 
 	__u32 zero = 0;
 	struct scratch *s = bpf_map_lookup_elem(&scratch, &zero);
 
-	if (!s || !len)
+	if (!s)
 		return 0;
 	if (len > SIPXDP_SCAN_MAX)
 		len = SIPXDP_SCAN_MAX;
-	if (bpf_xdp_load_bytes(ctx, off, s->buf, len) < 0)
+	/* The test stays here, on the register passed: the compiler would
+	 * otherwise reuse the caller's test of another copy, which the
+	 * verifier cannot connect to this one.
+	 */
+	barrier_var(len);
+	if (len < 1 || bpf_xdp_load_bytes(ctx, off, s->buf, len) < 0)
 		return 0;
 	if (cfg->flags & SIPXDP_SIP_HEADERS) {
 		__u32 n = sipxdp_find_headers(len, tcp), i;
@@ -488,6 +493,262 @@ static __always_inline int sip_scan(struct xdp_md *ctx, __u32 gen, const struct 
 		return found;
 	}
 	return sipxdp_scan_range(gen, 0, len, ~0ull);
+}
+
+/* New entries are written from these, not from the stack (of 512 bytes). */
+const struct sipxdp_stream_tail tail_zero = {};
+const struct sipxdp_frag_state frag_zero = {};
+
+/*
+ * Boundaries. A pattern split between two fragments of a datagram, or two
+ * segments of a TCP stream, is in neither piece whole: the last
+ * SIPXDP_EDGE_KEEP bytes before the boundary and the first after it are
+ * searched together in one of the scratch buffer's edge areas. The
+ * functions below only lay out the bytes and list the ranges to search
+ * (scratch.plan): the main program runs the search itself, because a search
+ * called from inside them would nest too deep for the BPF stack.
+ */
+#define EDGE_A SCRATCH_EDGE	    /* a stored tail, then this piece's head */
+#define EDGE_B (SCRATCH_EDGE + 256) /* this piece's tail, then a stored head */
+
+static __always_inline void copy_edge(struct scratch *s, __u32 at, const __u8 *src)
+{
+	for (int i = 0; i < SIPXDP_EDGE_MAX / 8; i++)
+		*(__u64 *)&s->buf[(at + i * 8) & SCAN_MASK] = *(const __u64 *)&src[i * 8];
+}
+
+/* scratch[from, from + 64) to map memory. */
+static __always_inline void save_edge(__u8 *dst, const struct scratch *s, __u32 from)
+{
+	for (int i = 0; i < SIPXDP_EDGE_MAX / 8; i++)
+		*(__u64 *)&dst[i * 8] = *(const __u64 *)&s->buf[(from + i * 8) & SCAN_MASK];
+}
+
+/* scratch[from, from + 64) to scratch[at, at + 64). */
+static __always_inline void move_edge(struct scratch *s, __u32 at, __u32 from)
+{
+	for (int i = 0; i < SIPXDP_EDGE_MAX / 8; i++)
+		*(__u64 *)&s->buf[(at + i * 8) & SCAN_MASK] =
+			*(__u64 *)&s->buf[(from + i * 8) & SCAN_MASK];
+}
+
+static __always_inline __u32 edge_keep(__u32 n)
+{
+	return n < SIPXDP_EDGE_KEEP ? n : SIPXDP_EDGE_KEEP;
+}
+
+static __always_inline struct scratch *scratch_buf(void)
+{
+	__u32 zero = 0;
+
+	return bpf_map_lookup_elem(&scratch, &zero);
+}
+
+static __always_inline void plan(struct scratch *s, __u32 start, __u32 end)
+{
+	__u32 n = s->nplan;
+
+	if (n < SCRATCH_PLANS && end > start) {
+		s->plan[n & (SCRATCH_PLANS - 1)][0] = start;
+		s->plan[n & (SCRATCH_PLANS - 1)][1] = end;
+		s->nplan = n + 1;
+	}
+}
+
+/* The last `keep` (1-63) bytes of the payload at frame offset off + len, to scratch[EDGE_B]. */
+static __always_inline int load_tail(struct xdp_md *ctx, struct scratch *s, __u32 off, __u32 len,
+				     __u32 keep)
+{
+	barrier_var(keep); /* the test must be on the register passed (see sip_scan) */
+	if (keep < 1 || keep > SIPXDP_EDGE_KEEP)
+		return -1;
+	return bpf_xdp_load_bytes(ctx, off + len - keep, &s->buf[EDGE_B], keep);
+}
+
+/* Runs the searches listed in scratch.plan: 1 + the lowest pattern index found, or 0. */
+static __always_inline int run_plan(__u32 gen)
+{
+	struct scratch *s = scratch_buf();
+	int found = 0;
+
+	if (!s)
+		return 0;
+	for (__u32 i = 0; i < SCRATCH_PLANS; i++) {
+		int r;
+
+		if (i >= s->nplan)
+			break;
+		r = sipxdp_scan_range(gen, s->plan[i][0], s->plan[i][1], want_below(found));
+		if (r)
+			found = r;
+	}
+	s->nplan = 0;
+	return found;
+}
+
+#define EDGE_C (SCRATCH_EDGE + 512) /* the tail a TCP segment leaves, until it passes */
+
+/*
+ * A TCP segment of a stream whose rule searches for patterns (its payload in
+ * scratch[0, len)): plans the search of the previous in-order segment's tail
+ * with this head, and prepares this segment's tail (joined to the old one
+ * when shorter, so a pattern sent a byte per segment is still found), which
+ * sipxdp_stream_commit keeps once the segment passed: a dropped segment's
+ * retransmission meets the same tail again. Segments out of order are
+ * searched on their own. Returns the number of searches planned.
+ */
+__noinline int sipxdp_stream_edge(struct xdp_md *ctx, const struct pkt *p, __u32 off, __u32 len)
+{
+	struct sipxdp_stream_tail *t;
+	struct sipxdp_flow_key k;
+	struct scratch *s = scratch_buf();
+	__u32 alen = 0, keep;
+
+	if (!p || !s || !len || len > 0xffff)
+		return 0;
+	s->nplan = 0;
+	s->tail_len = 0;
+	flow_key(&k, p, 0);
+	t = bpf_map_lookup_elem(&tcp_tails, &k);
+	if (t && t->next_seq == p->tcp_seq && t->len && t->len <= SIPXDP_EDGE_KEEP) {
+		alen = t->len;
+		copy_edge(s, EDGE_A, t->bytes);
+		move_edge(s, EDGE_A + alen, 0);
+		plan(s, EDGE_A, EDGE_A + alen + edge_keep(len));
+	}
+	/* The new tail: the last 63 bytes of (old tail, if contiguous) + this payload. */
+	if (len >= SIPXDP_EDGE_KEEP) {
+		keep = SIPXDP_EDGE_KEEP;
+		if (load_tail(ctx, s, off, len, keep) < 0)
+			return s->nplan;
+		move_edge(s, EDGE_C, EDGE_B);
+	} else if (alen) {
+		keep = edge_keep(alen + len); /* alen + len < 126, laid out at EDGE_A */
+		move_edge(s, EDGE_C, EDGE_A + alen + len - keep);
+	} else {
+		keep = len;
+		move_edge(s, EDGE_C, 0);
+	}
+	s->tail_len = keep;
+	s->tail_next = p->tcp_seq + len;
+	return s->nplan;
+}
+
+/* Keeps the tail sipxdp_stream_edge prepared: the segment passed. */
+__noinline int sipxdp_stream_commit(const struct pkt *p)
+{
+	struct sipxdp_stream_tail *t;
+	struct sipxdp_flow_key k;
+	struct scratch *s = scratch_buf();
+
+	if (!p || !s || !s->tail_len || s->tail_len > SIPXDP_EDGE_KEEP)
+		return 0;
+	flow_key(&k, p, 0);
+	t = bpf_map_lookup_elem(&tcp_tails, &k);
+	if (!t) {
+		if (bpf_map_update_elem(&tcp_tails, &k, (void *)&tail_zero, BPF_ANY) != 0)
+			return 0;
+		t = bpf_map_lookup_elem(&tcp_tails, &k);
+		if (!t)
+			return 0;
+	}
+	save_edge(t->bytes, s, EDGE_C);
+	t->len = s->tail_len;
+	t->next_seq = s->tail_next;
+	return 0;
+}
+
+/* The state of a datagram, made anew when absent or expired (or, for a
+ * first fragment, already judged: a duplicate, or the ID reused).
+ */
+static __always_inline struct sipxdp_frag_state *frag_state(const struct sipxdp_frag_key *k,
+							    __u64 now, int fresh_if_known)
+{
+	struct sipxdp_frag_state *st = bpf_map_lookup_elem(&frags, k);
+
+	if (st && st->expires_ns > now && !(fresh_if_known && st->known))
+		return st;
+	if (bpf_map_update_elem(&frags, k, (void *)&frag_zero, BPF_ANY) != 0)
+		return 0;
+	st = bpf_map_lookup_elem(&frags, k);
+	if (st)
+		st->expires_ns = now + SIPXDP_FRAG_TIMEOUT_NS;
+	return st;
+}
+
+/*
+ * The boundaries of one fragment [start, start + len) of a datagram: a
+ * stored tail ending at start, or head starting at start + len, is laid out
+ * with this fragment's bytes and planned for search, and freed. What this
+ * fragment must leave for neighbours not seen yet is noted in scratch.edges
+ * (kept by sipxdp_frag_end once the search found nothing). Expects the
+ * fragment's first bytes in scratch[0, ...).
+ */
+#define EDGE_MORE 1  /* more fragments follow: a successor exists */
+#define EDGE_FIRST 2 /* the first fragment: no predecessor */
+
+static __always_inline int frag_edges(struct xdp_md *ctx, struct scratch *s,
+				      struct sipxdp_frag_state *st, __u32 off, __u32 len,
+				      __u32 start, __u32 how)
+{
+	__u32 end = start + len, keep = edge_keep(len);
+	__u32 need_head = !(how & EDGE_FIRST), need_tail = how & EDGE_MORE;
+
+	if (!len)
+		return 0;
+	if (need_tail && load_tail(ctx, s, off, len, keep) < 0)
+		return -1;
+	for (int i = 0; i < SIPXDP_FRAG_EDGES; i++) {
+		struct sipxdp_edge *e = &st->edge[i];
+		__u32 elen = e->len;
+
+		if (!elen || elen > SIPXDP_EDGE_KEEP)
+			continue;
+		if (e->kind == SIPXDP_EDGE_TAIL && e->off == start && need_head) {
+			copy_edge(s, EDGE_A, e->bytes);
+			move_edge(s, EDGE_A + elen, 0);
+			plan(s, EDGE_A, EDGE_A + elen + keep);
+			e->len = 0;
+			need_head = 0;
+		} else if (e->kind == SIPXDP_EDGE_HEAD && e->off == end && need_tail) {
+			/* this fragment's tail is at EDGE_B already */
+			copy_edge(s, EDGE_B + keep, e->bytes);
+			plan(s, EDGE_B, EDGE_B + keep + elen);
+			e->len = 0;
+			need_tail = 0;
+		}
+	}
+	s->edges = (need_head ? EDGE_NEED_HEAD : 0) | (need_tail ? EDGE_NEED_TAIL : 0);
+	s->edge_start = start;
+	s->edge_keep = keep;
+	return 0;
+}
+
+/* Keeps what frag_edges noted this fragment must leave; 0, or -1 when no slot is free. */
+static __always_inline int frag_keep_edges(struct sipxdp_frag_state *st, const struct scratch *s,
+					   __u32 len)
+{
+	__u32 need = s->edges, keep = s->edge_keep, start = s->edge_start;
+
+	for (int i = 0; i < SIPXDP_FRAG_EDGES && need; i++) {
+		struct sipxdp_edge *e = &st->edge[i];
+
+		if (e->len)
+			continue;
+		if (need & EDGE_NEED_HEAD) {
+			save_edge(e->bytes, s, 0);
+			e->off = start;
+			e->kind = SIPXDP_EDGE_HEAD;
+			need &= ~EDGE_NEED_HEAD;
+		} else {
+			save_edge(e->bytes, s, EDGE_B);
+			e->off = start + len;
+			e->kind = SIPXDP_EDGE_TAIL;
+			need = 0;
+		}
+		e->len = keep;
+	}
+	return need ? -1 : 0;
 }
 
 static __always_inline int is_trusted(const struct pkt *p, __u32 gen)
@@ -536,40 +797,197 @@ static __always_inline int verdict(__u32 action)
 	return action == SIPXDP_ACT_ALLOW ? XDP_PASS : XDP_DROP;
 }
 
-/* Counts the packet and gives its verdict; a first fragment's verdict is
- * remembered for the rest of its datagram, which carry no ports to judge.
+/* The counter slot of pattern `hit` - 1 of generation gen. */
+static __always_inline __u32 pattern_slot(__u32 gen, int hit)
+{
+	__u32 key = (gen & 1) * SIPXDP_MAX_PATTERNS + ((hit - 1) & (SIPXDP_MAX_PATTERNS - 1));
+	struct sipxdp_pattern *pat = bpf_map_lookup_elem(&sip_patterns, &key);
+
+	return pat ? pat->counter : SIPXDP_CTR_DEFAULT;
+}
+
+/* A pattern found: the packet drops on the pattern's counter, and the source is banned. */
+static __always_inline __u32 scanner_hit(const struct pkt *p, __u32 gen, int hit)
+{
+	__u32 slot = pattern_slot(gen, hit);
+	struct sipxdp_sip_cfg *cfg = bpf_map_lookup_elem(&sip_cfg, &gen);
+
+	if (cfg && (cfg->flags & SIPXDP_SIP_BAN))
+		ban_source(p, cfg->ban_ns, slot);
+	return slot;
+}
+
+/* Fragment verdicts between the main program and the fragment steps. */
+#define FRAG_SLOT_MASK 0xffffu
+#define FRAG_ALLOW (1u << 16)
+#define FRAG_INSPECT (1u << 17)
+#define FRAG_GEN (1u << 18)
+#define FRAG_LATER (1u << 19)
+#define FRAG_SCAN (1u << 20) /* run scratch.plan, then sipxdp_frag_end */
+#define FRAG_HIT_SHIFT 24    /* sipxdp_frag_end: 1 + the pattern the plan found */
+
+/*
+ * A fragment, first step. The first fragment comes judged by the rules
+ * (verdict: slot | FRAG_ALLOW | FRAG_INSPECT | FRAG_GEN, its own payload
+ * searched already); a later one (FRAG_LATER | FRAG_GEN) gets its datagram's
+ * verdict. Where the datagram's rule searches for patterns, the fragment's
+ * bytes and boundaries are planned for search and FRAG_SCAN returned:
+ * sipxdp_frag_end finishes after the main program's search. Otherwise the
+ * final slot | FRAG_ALLOW.
+ *
+ * A later fragment that comes before its first passes to the kernel's
+ * reassembly, which cannot finish without the first fragment, judged when
+ * it comes; what the fragment holds is searched and remembered for that
+ * judgement (the first fragment's rule decides whether it counts).
  */
+__noinline __u32 sipxdp_frag_begin(struct xdp_md *ctx, const struct pkt *p, __u32 off, __u32 len,
+				   __u32 verdict)
+{
+	struct scratch *s = scratch_buf();
+	struct sipxdp_frag_state *st;
+	struct sipxdp_sip_cfg *cfg;
+	struct sipxdp_frag_key k;
+	__u32 gen = verdict & FRAG_GEN ? 1 : 0, ip_end, n;
+
+	if (!p || !s)
+		return SIPXDP_CTR_FRAGMENT;
+	s->nplan = 0;
+	s->edges = 0;
+	frag_key(p, &k);
+	st = frag_state(&k, bpf_ktime_get_coarse_ns(), !(verdict & FRAG_LATER));
+	if (!(verdict & FRAG_LATER)) {
+		__u32 slot = verdict & FRAG_SLOT_MASK, allow = verdict & FRAG_ALLOW;
+
+		if (!st) /* no room to remember: the rest cannot be judged, so neither is this */
+			return allow && (verdict & FRAG_INSPECT) ? SIPXDP_CTR_FRAGMENT
+								 : slot | allow;
+		if (allow && (verdict & FRAG_INSPECT)) {
+			if (st->bad) {
+				slot = SIPXDP_CTR_FRAGMENT;
+				allow = 0;
+			} else if (st->hit) {
+				slot = scanner_hit(p, gen, st->hit);
+				allow = 0;
+			} else if (frag_edges(ctx, s, st, off, len, off - p->frag_data,
+					      EDGE_MORE | EDGE_FIRST) < 0) {
+				slot = SIPXDP_CTR_FRAGMENT;
+				allow = 0;
+			} else {
+				return verdict | FRAG_SCAN;
+			}
+		}
+		st->action = allow ? SIPXDP_ACT_ALLOW : SIPXDP_ACT_DROP;
+		st->counter = slot;
+		st->inspect = !!(verdict & FRAG_INSPECT);
+		st->known = 1;
+		return slot | allow;
+	}
+
+	off = p->frag_data;
+	ip_end = p->l3_off + p->ip_len;
+	len = ip_end > off ? ip_end - off : 0;
+	if (!st)
+		return SIPXDP_CTR_FRAG_EARLY | FRAG_ALLOW;
+	if (st->known) {
+		if (st->action != SIPXDP_ACT_ALLOW || !st->inspect)
+			return st->counter | (st->action == SIPXDP_ACT_ALLOW ? FRAG_ALLOW : 0);
+		if (st->bad || (p->frag_more && len < SIPXDP_EDGE_MAX)) {
+			st->bad = 1;
+			st->action = SIPXDP_ACT_DROP;
+			st->counter = SIPXDP_CTR_FRAGMENT;
+			return SIPXDP_CTR_FRAGMENT;
+		}
+	} else {
+		cfg = bpf_map_lookup_elem(&sip_cfg, &gen);
+		if (st->bad || !cfg || !cfg->npatterns ||
+		    (p->proto != IPPROTO_UDP && p->proto != IPPROTO_TCP) || is_trusted(p, gen))
+			return SIPXDP_CTR_FRAG_EARLY | FRAG_ALLOW;
+		if (p->frag_more && len < SIPXDP_EDGE_MAX) {
+			st->bad = 1;
+			return SIPXDP_CTR_FRAG_EARLY | FRAG_ALLOW;
+		}
+	}
+	/* Search this fragment's bytes (payload mode) and its boundaries. */
+	n = len > SIPXDP_SCAN_MAX ? SIPXDP_SCAN_MAX : len;
+	barrier_var(n); /* the test must be on the register passed (see sip_scan) */
+	if (n < 1 || bpf_xdp_load_bytes(ctx, off, s->buf, n) < 0)
+		return st->known ? st->counter | FRAG_ALLOW : SIPXDP_CTR_FRAG_EARLY | FRAG_ALLOW;
+	plan(s, 0, n);
+	if (frag_edges(ctx, s, st, off, len, p->frag_off, p->frag_more ? EDGE_MORE : 0) < 0) {
+		st->bad = 1;
+		if (!st->known)
+			return SIPXDP_CTR_FRAG_EARLY | FRAG_ALLOW;
+		st->action = SIPXDP_ACT_DROP;
+		st->counter = SIPXDP_CTR_FRAGMENT;
+		return SIPXDP_CTR_FRAGMENT;
+	}
+	return verdict | FRAG_SCAN;
+}
+
+/* A fragment, second step: what the planned search found (verdict's hit bits). */
+__noinline __u32 sipxdp_frag_end(const struct pkt *p, __u32 len, __u32 verdict)
+{
+	struct scratch *s = scratch_buf();
+	struct sipxdp_frag_state *st;
+	struct sipxdp_frag_key k;
+	__u32 gen = verdict & FRAG_GEN ? 1 : 0, slot = verdict & FRAG_SLOT_MASK;
+	int hit = verdict >> FRAG_HIT_SHIFT;
+
+	if (!p || !s)
+		return SIPXDP_CTR_FRAGMENT;
+	frag_key(p, &k);
+	st = bpf_map_lookup_elem(&frags, &k);
+	if (!st)
+		return verdict & FRAG_LATER ? SIPXDP_CTR_FRAG_EARLY | FRAG_ALLOW
+					    : SIPXDP_CTR_FRAGMENT;
+	if (verdict & FRAG_LATER) {
+		__u32 ip_end = p->l3_off + p->ip_len;
+
+		len = ip_end > p->frag_data ? ip_end - p->frag_data : 0;
+	}
+	if ((verdict & FRAG_LATER) && !st->known) { /* a later fragment before its first */
+		if (hit > 0 && (!st->hit || hit < st->hit))
+			st->hit = hit;
+		if (frag_keep_edges(st, s, len) < 0)
+			st->bad = 1;
+		return SIPXDP_CTR_FRAG_EARLY | FRAG_ALLOW;
+	}
+	if (hit > 0) {
+		slot = scanner_hit(p, gen, hit);
+		st->action = SIPXDP_ACT_DROP;
+	} else if (frag_keep_edges(st, s, len) < 0) {
+		st->bad = 1;
+		slot = SIPXDP_CTR_FRAGMENT;
+		st->action = SIPXDP_ACT_DROP;
+	} else if (verdict & FRAG_LATER) {
+		return st->counter | FRAG_ALLOW;
+	} else {
+		st->action = SIPXDP_ACT_ALLOW;
+	}
+	if (!(verdict & FRAG_LATER)) {
+		st->inspect = 1;
+		st->known = 1;
+	}
+	st->counter = slot;
+	return slot | (st->action == SIPXDP_ACT_ALLOW ? FRAG_ALLOW : 0);
+}
+
+/* Counts the packet and gives its verdict. */
 static __always_inline int judge(const struct pkt *p, __u32 slot, __u32 action)
 {
 	count(slot, p->len);
-	if (p->frag_first) {
-		struct sipxdp_frag_key k;
-		struct sipxdp_frag_verdict v = {
-			.expires_ns = bpf_ktime_get_coarse_ns() + SIPXDP_FRAG_TIMEOUT_NS,
-			.action = action,
-			.counter = slot,
-		};
-
-		frag_key(p, &k);
-		bpf_map_update_elem(&frags, &k, &v, BPF_ANY);
-	}
 	return verdict(action);
 }
 
-/* A later fragment gets its first fragment's verdict, on the same counter. */
-static __always_inline int judge_later_fragment(const struct pkt *p)
+/* A fragment's verdict from sipxdp_frag_begin: the planned search, then the second step. */
+static __always_inline int judge_fragment(const struct pkt *p, __u32 len, __u32 gen, __u32 r)
 {
-	struct sipxdp_frag_key k;
-	struct sipxdp_frag_verdict *v;
+	if (r & FRAG_SCAN) {
+		__u32 hit = run_plan(gen);
 
-	frag_key(p, &k);
-	v = bpf_map_lookup_elem(&frags, &k);
-	if (v && v->expires_ns > bpf_ktime_get_coarse_ns()) {
-		count(v->counter, p->len);
-		return verdict(v->action);
+		r = sipxdp_frag_end(p, len, (r & ~FRAG_SCAN) | (hit << FRAG_HIT_SHIFT));
 	}
-	count(SIPXDP_CTR_FRAGMENT, p->len);
-	return XDP_DROP;
+	return judge(p, r & FRAG_SLOT_MASK, r & FRAG_ALLOW ? SIPXDP_ACT_ALLOW : SIPXDP_ACT_DROP);
 }
 
 /* 0 proves the source has no recorded flow. (Not for ICMP: errors come from routers.) */
@@ -720,18 +1138,30 @@ __noinline int sipxdp_is_reply(struct xdp_md *ctx, const struct pkt *p, __u32 l4
 	return flow_live(&k, hdr);
 }
 
+/* An IPv6 address that is loopback: ::1, or 127.0.0.0/8 in IPv4-mapped
+ * (::ffff:127.x.y.z) or IPv4-compatible (::127.x.y.z) form, which dual-stack
+ * sockets see as IPv4 loopback.
+ */
+static __always_inline int loopback6(const __u8 *a)
+{
+	__u64 hi, lo;
+
+	__builtin_memcpy(&hi, a, 8);
+	__builtin_memcpy(&lo, a + 8, 8);
+	if (hi)
+		return 0;
+	if (lo == bpf_cpu_to_be64(1))
+		return 1;
+	/* bytes 8-11: 0000 (compatible) or 0000ffff (mapped); byte 12: 127 */
+	return (a[8] | a[9]) == 0 &&
+	       ((a[10] == 0 && a[11] == 0) || (a[10] == 0xff && a[11] == 0xff)) && a[12] == 127;
+}
+
 static __always_inline int is_martian(const struct pkt *p)
 {
 	if (p->family == 4)
 		return (bpf_ntohl(p->dst.v4) >> 24) == 127 || (bpf_ntohl(p->src.v4) >> 24) == 127;
-	/* ::1 as destination or source */
-	__u64 d0, d1, s0, s1;
-
-	__builtin_memcpy(&d0, p->dst.v6, 8);
-	__builtin_memcpy(&d1, p->dst.v6 + 8, 8);
-	__builtin_memcpy(&s0, p->src.v6, 8);
-	__builtin_memcpy(&s1, p->src.v6 + 8, 8);
-	return (d0 == 0 && d1 == bpf_cpu_to_be64(1)) || (s0 == 0 && s1 == bpf_cpu_to_be64(1));
+	return loopback6(p->dst.v6) || loopback6(p->src.v6);
 }
 
 static __always_inline __u32 addr_class(const struct pkt *p, __u32 gen, __u32 dir)
@@ -816,13 +1246,15 @@ static __always_inline __u32 dport_table(const struct pkt *p, __u32 *port)
 SEC("xdp")
 int xdp_ingress(struct xdp_md *ctx)
 {
-	struct cursor c = {.pos = (void *)(long)ctx->data, .end = (void *)(long)ctx->data_end};
+	struct cursor c = {.start = (void *)(long)ctx->data,
+			   .pos = (void *)(long)ctx->data,
+			   .end = (void *)(long)ctx->data_end};
 	struct pkt p = {};
 	struct sipxdp_state *st;
 	struct sipxdp_sip_cfg *cfg;
 	struct sipxdp_policy_hdr *hdr;
 	struct sipxdp_rule *rule;
-	__u32 zero = 0, gen, table, port, cls, l3_off, l4_end, slot, action;
+	__u32 zero = 0, gen, table, port, cls, l3_off, l4_end, slot, action, off, len, inspect = 0;
 	__u16 h_proto;
 	int hit;
 
@@ -830,6 +1262,7 @@ int xdp_ingress(struct xdp_md *ctx)
 	if (parse_eth(&c, &h_proto) < 0)
 		goto malformed;
 	l3_off = c.pos - (void *)(long)ctx->data;
+	p.l3_off = l3_off;
 
 	if (h_proto == ETH_P_IP) {
 		if (parse_ipv4(&c, &p) < 0)
@@ -855,10 +1288,17 @@ int xdp_ingress(struct xdp_md *ctx)
 		return XDP_DROP;
 	}
 
-	if (p.frag_later)
-		return judge_later_fragment(&p);
+	gen = st->active_gen & 1;
+	if (p.frag_later) {
+		__u32 r = sipxdp_frag_begin(ctx, &p, 0, 0, FRAG_LATER | (gen ? FRAG_GEN : 0));
+
+		return judge_fragment(&p, 0, gen, r);
+	}
 	if (parse_l4(&c, &p) < 0)
 		goto malformed;
+	off = c.pos - (void *)(long)ctx->data;
+	l4_end = l3_off + p.ip_len;
+	len = l4_end > off ? l4_end - off : 0;
 
 	/* Neighbour discovery (RS, RA, NS, NA, redirect): IPv6 stops working without it. */
 	if (p.family == 6 && p.proto == IPPROTO_ICMPV6 && p.icmp_type >= 133 &&
@@ -867,7 +1307,6 @@ int xdp_ingress(struct xdp_md *ctx)
 		return XDP_PASS;
 	}
 
-	gen = st->active_gen & 1;
 	hdr = bpf_map_lookup_elem(&policy_hdr, &gen);
 	if (!hdr || !(hdr->flags & SIPXDP_HDR_VALID)) {
 		count(SIPXDP_CTR_NO_POLICY, p.len);
@@ -880,50 +1319,65 @@ int xdp_ingress(struct xdp_md *ctx)
 	 * address, it is the answer: the remaining lookups are skipped.
 	 */
 	rule = class_rule(gen, cls);
+	/* A combination comb does not hold is the class's wild class (abi.h). */
 	if (cls && rule && !(rule->flags & SIPXDP_RULE_NO_SPORT_ADDR) &&
 	    (hdr->flags & SIPXDP_HDR_SPORT)) {
 		__u32 sport = table <= SIPXDP_PT_UDP ? bpf_ntohs(p.sport) : 0;
 
-		cls = combine(gen, SIPXDP_COMB_PS, cls, port_lookup(gen, SIPXDP_PT_SPORT, sport));
+		cls = combine(gen, SIPXDP_COMB_PS, cls, port_lookup(gen, SIPXDP_PT_SPORT, sport))
+			      ?: rule->wild_sport;
 		rule = class_rule(gen, cls);
 	}
 	if (cls && rule && !(rule->flags & SIPXDP_RULE_NO_ADDR) &&
 	    (hdr->flags & (SIPXDP_HDR_SRC | SIPXDP_HDR_DST))) {
 		__u32 acls;
 
-		if (!(hdr->flags & SIPXDP_HDR_DST))
+		if (!(hdr->flags & SIPXDP_HDR_DST)) {
 			acls = addr_class(&p, gen, SIPXDP_DIR_SRC);
-		else if (!(hdr->flags & SIPXDP_HDR_SRC))
+		} else if (!(hdr->flags & SIPXDP_HDR_SRC)) {
 			acls = addr_class(&p, gen, SIPXDP_DIR_DST);
-		else
-			acls = combine(gen, SIPXDP_COMB_AD, addr_class(&p, gen, SIPXDP_DIR_SRC),
+		} else {
+			__u32 scls = addr_class(&p, gen, SIPXDP_DIR_SRC);
+
+			acls = combine(gen, SIPXDP_COMB_AD, scls,
 				       addr_class(&p, gen, SIPXDP_DIR_DST));
-		cls = combine(gen, SIPXDP_COMB_FINAL, cls, acls);
+			if (!acls) {
+				struct sipxdp_rule *sr = class_rule(gen, scls);
+
+				acls = sr ? sr->wild_dst : 0;
+			}
+		}
+		cls = combine(gen, SIPXDP_COMB_FINAL, cls, acls) ?: rule->wild_addr;
 		rule = class_rule(gen, cls);
 	}
 	if (!cls || !rule)
 		goto dflt;
-	if ((rule->flags & SIPXDP_RULE_INSPECT_SIP) &&
-	    (cfg = bpf_map_lookup_elem(&sip_cfg, &gen)) && !is_trusted(&p, gen)) {
-		__u32 off = c.pos - (void *)(long)ctx->data;
-
-		l4_end = l3_off + p.ip_len;
-		hit = off < l4_end
-			      ? sip_scan(ctx, gen, cfg, off, l4_end - off, p.proto == IPPROTO_TCP)
-			      : 0;
-		if (hit > 0 && hit <= SIPXDP_MAX_PATTERNS) {
-			__u32 key = gen * SIPXDP_MAX_PATTERNS + (hit - 1);
-			struct sipxdp_pattern *pat = bpf_map_lookup_elem(&sip_patterns, &key);
-
-			__u32 slot = pat ? pat->counter : SIPXDP_CTR_DEFAULT;
-
-			if (cfg->flags & SIPXDP_SIP_BAN)
-				ban_source(&p, cfg->ban_ns, slot);
-			return judge(&p, slot, SIPXDP_ACT_DROP);
-		}
-	}
 	slot = rule->counter;
 	action = rule->action;
+	if ((rule->flags & SIPXDP_RULE_INSPECT_SIP) &&
+	    (cfg = bpf_map_lookup_elem(&sip_cfg, &gen)) && !is_trusted(&p, gen)) {
+		inspect = FRAG_INSPECT;
+		/* A first fragment too short to search across its end, or any
+		 * fragment when the policy says so, drops (see sip.fragments).
+		 */
+		if (p.frag_first &&
+		    ((cfg->flags & SIPXDP_SIP_FRAG_DROP) || len < SIPXDP_EDGE_MAX)) {
+			slot = SIPXDP_CTR_FRAGMENT;
+			action = SIPXDP_ACT_DROP;
+			goto done;
+		}
+		hit = len ? sip_scan(ctx, gen, cfg, off, len, p.proto == IPPROTO_TCP) : 0;
+		if (!hit && len && p.proto == IPPROTO_TCP) {
+			hit = sipxdp_stream_edge(ctx, &p, off, len) ? run_plan(gen) : 0;
+			if (!hit)
+				sipxdp_stream_commit(&p);
+		}
+		if (hit > 0 && hit <= SIPXDP_MAX_PATTERNS) {
+			slot = scanner_hit(&p, gen, hit);
+			action = SIPXDP_ACT_DROP;
+			goto done;
+		}
+	}
 	goto decide;
 
 dflt:
@@ -933,10 +1387,21 @@ decide:
 	/* What the rules drop may still be the reply to a flow this host opened. */
 	if (action == SIPXDP_ACT_DROP && (hdr->flags & SIPXDP_HDR_STATEFUL) &&
 	    (p.proto == IPPROTO_ICMP || p.proto == IPPROTO_ICMPV6 || maybe_reply(&p)) &&
-	    sipxdp_is_reply(ctx, &p, c.pos - (void *)(long)ctx->data, gen)) {
+	    sipxdp_is_reply(ctx, &p, off, gen)) {
 		slot = SIPXDP_CTR_ESTABLISHED;
 		action = SIPXDP_ACT_ALLOW;
 	}
+done:
+	/* The rest of a fragmented datagram carries no ports: its first
+	 * fragment's verdict is kept for them.
+	 */
+	if (p.frag_first)
+		return judge_fragment(
+			&p, len, gen,
+			sipxdp_frag_begin(ctx, &p, off, len,
+					  (slot & FRAG_SLOT_MASK) |
+						  (action == SIPXDP_ACT_ALLOW ? FRAG_ALLOW : 0) |
+						  inspect | (gen ? FRAG_GEN : 0)));
 	return judge(&p, slot, action);
 
 malformed:

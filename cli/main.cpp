@@ -41,7 +41,8 @@ struct Global {
 
 [[noreturn]] void die(const Error& e, const Global& g) {
   bool log = !e.detail.empty() && e.err != EPERM;
-  std::cerr << "sipxdp: " << e.message() << (log && !g.verbose ? " (--verbose shows the kernel's log)" : "") << "\n";
+  std::cerr << "sipxdp: " << one_line(e.message()) << (log && !g.verbose ? " (--verbose shows the kernel's log)" : "")
+            << "\n";
   if (log && g.verbose) std::cerr << e.detail;
   std::exit(1);
 }
@@ -58,14 +59,15 @@ std::string abs_path(const std::string& p) {
   return p;
 }
 
-// Instances visible from this invocation: those of --netns, or of the root netns.
-std::vector<std::pair<std::string, std::string>> instances(const Global& g) {
-  std::vector<std::pair<std::string, std::string>> out;  // (ifname, dir)
-  for (auto& n : attached_instances()) {
-    auto at = n.find('@');
-    std::string ifname = n.substr(0, at), ns = at == std::string::npos ? "" : n.substr(at + 1);
-    if (ns == g.netns) out.push_back({ifname, pin_root() + "/" + n});
-  }
+bool is_staging(const Instance& in) {
+  return in.dir == staging_dir(in.ifname, in.netns);
+}
+
+// Whole instances visible from this invocation: those of --netns, or of the root netns.
+std::vector<Instance> instances(const Global& g) {
+  std::vector<Instance> out;
+  for (auto& in : list_instances())
+    if (in.netns == g.netns && !is_staging(in)) out.push_back(in);
   return out;
 }
 
@@ -76,10 +78,30 @@ std::string resolve_iface(const std::string& iface, const Global& g) {
   if (all.empty()) die(make_error("no interface is attached" + where), g);
   if (all.size() > 1) {
     std::string names;
-    for (auto& [i, d] : all) names += (names.empty() ? "" : ", ") + i;
+    for (auto& in : all) names += (names.empty() ? "" : ", ") + in.ifname;
     die(make_error("several interfaces are attached" + where + " (" + names + "); name one"), g);
   }
-  return all[0].first;
+  return all[0].ifname;
+}
+
+// Opens the instance of `iface`. With `must_filter`, refuses one that is not
+// filtering (a defunct, orphaned or interrupted instance): writing a policy
+// to it would report success while nothing is enforced.
+Datapath open_instance(const std::string& iface, const Global& g, bool must_filter) {
+  std::string dir = pin_dir(iface, g.netns);
+  std::string where = g.netns.empty() ? "" : " in network namespace " + g.netns;
+  struct stat sb {};
+  if (stat(dir.c_str(), &sb) != 0) {
+    if (stat(staging_dir(iface, g.netns).c_str(), &sb) == 0)
+      die(make_error(iface + where + ": " + inspect_instance(staging_dir(iface, g.netns)).why), g);
+    die(make_error(iface + where + " is not attached"), g);
+  }
+  Instance in = inspect_instance(dir);
+  if (in.state != Instance::State::ok) {
+    if (must_filter) die(make_error(iface + where + ": " + in.why), g);
+    std::cerr << "sipxdp: warning: " << iface << where << ": " << in.why << "\n";
+  }
+  return must(Datapath::open_pinned(dir), g);
 }
 
 std::string human(double v) {
@@ -116,11 +138,12 @@ struct AttachCmd {
 };
 
 void check_lockout(const Policy& p, const std::string& iface, bool force, const Global& g);
+Policy load_checked(const std::string& file, std::string* text, const Global& g);
 bool cancel_pending(const std::string& dir);
 
 void run_attach(const AttachCmd& c, const Global& g) {
   std::string text;
-  Policy p = must(load_policy_file(c.policy, &text), g);
+  Policy p = load_checked(c.policy, &text, g);
   XdpMode mode = must(parse_xdp_mode(c.mode), g);
   std::unique_ptr<NetnsScope> ns;
   if (!g.netns.empty()) ns = must(NetnsScope::enter(g.netns), g);
@@ -138,20 +161,33 @@ void run_attach(const AttachCmd& c, const Global& g) {
 // ---- detach -------------------------------------------------------------
 
 void run_detach(const std::string& iface_arg, bool all, const Global& g) {
-  std::unique_ptr<NetnsScope> ns;  // the TC filter is found by interface index
-  if (!g.netns.empty()) ns = must(NetnsScope::enter(g.netns), g);
+  std::string where = g.netns.empty() ? "" : " in network namespace " + g.netns;
   std::vector<std::string> dirs;
   if (all) {
-    for (auto& [i, d] : instances(g)) dirs.push_back(d);
+    for (auto& in : list_instances())
+      if (in.netns == g.netns) dirs.push_back(in.dir);
   } else {
-    std::string iface = resolve_iface(iface_arg, g);
-    dirs.push_back(pin_dir(iface, g.netns));
+    struct stat sb {};
+    std::string dir = pin_dir(iface_arg, g.netns), staging = staging_dir(iface_arg, g.netns);
+    if (stat(dir.c_str(), &sb) == 0) dirs.push_back(dir);
+    if (stat(staging.c_str(), &sb) == 0) dirs.push_back(staging);
+    if (dirs.empty()) {
+      // No pins: a filter may still be there (left by an instance whose pins vanished).
+      if (!g.netns.empty() && !netns_exists(g.netns))
+        die(make_error("nothing attached to " + iface_arg + where + " (no such network namespace)"), g);
+      auto ns = must(NetnsScope::enter(g.netns), g);
+      if (!must(Datapath::detach_stray(iface_arg), g)) die(make_error("nothing attached to " + iface_arg + where), g);
+      std::cout << "removed the sipxdp egress filter left on " << iface_arg << where
+                << " without pins (a clsact qdisc stays: sipxdp cannot tell who created it)\n";
+      return;
+    }
   }
   for (auto& d : dirs) {
+    std::string name = instance_name(inspect_instance(d));
     cancel_pending(d);
     auto st = Datapath::detach(d);
     if (!st) die(st.error(), g);
-    std::cout << "detached " << d.substr(pin_root().size() + 1) << "\n";
+    std::cout << "detached " << name << "\n";
   }
 }
 
@@ -169,36 +205,43 @@ std::string flows_text(const json& j) {
   return buf;
 }
 
-void run_status(bool as_json, const Global& g) {
+void run_status(bool as_json, bool all, const Global& g) {
   json out = json::array();
-  std::unique_ptr<NetnsScope> ns;
-  if (!g.netns.empty()) ns = must(NetnsScope::enter(g.netns), g);
-  for (auto& [ifname, dir] : instances(g)) {
+  // From the host's view, instances that need attention in any namespace show too.
+  std::vector<Instance> shown;
+  for (auto& in : list_instances())
+    if (all || in.netns == g.netns || (g.netns.empty() && in.state != Instance::State::ok)) shown.push_back(in);
+  for (auto& in : shown) {
     json j;
-    j["iface"] = ifname;
-    j["netns"] = g.netns;
-    j["pins"] = dir;
-    auto li = Datapath::link_info(dir);
-    if (li) {
+    j["iface"] = in.ifname;
+    j["netns"] = in.netns;
+    j["pins"] = in.dir;
+    j["state"] = instance_state_name(in.state);
+    if (!in.why.empty()) j["problem"] = in.why;
+    j["attached"] = in.state == Instance::State::ok;
+    if (is_staging(in)) {
+      out.push_back(j);
+      continue;
+    }
+    if (auto li = Datapath::link_info(in.dir)) {
       j["prog_id"] = li->prog_id;
       j["link_id"] = li->link_id;
-      j["attached"] = li->alive;
-    } else {
-      j["attached"] = false;
-      j["error"] = li.error().message();
     }
     std::string mode = "-";
-    unsigned idx = if_nametoindex(ifname.c_str());
-    LIBBPF_OPTS(bpf_xdp_query_opts, q);
-    if (idx && bpf_xdp_query(static_cast<int>(idx), 0, &q) == 0) {
-      mode = q.attach_mode == XDP_ATTACHED_DRV     ? "native"
-             : q.attach_mode == XDP_ATTACHED_SKB   ? "generic"
-             : q.attach_mode == XDP_ATTACHED_HW    ? "offload"
-             : q.attach_mode == XDP_ATTACHED_MULTI ? "multi"
-                                                   : "none";
+    if (in.state == Instance::State::ok) {
+      auto ns = NetnsScope::enter(in.netns);
+      unsigned idx = ns ? if_nametoindex(in.ifname.c_str()) : 0;
+      LIBBPF_OPTS(bpf_xdp_query_opts, q);
+      if (idx && bpf_xdp_query(static_cast<int>(idx), 0, &q) == 0) {
+        mode = q.attach_mode == XDP_ATTACHED_DRV     ? "native"
+               : q.attach_mode == XDP_ATTACHED_SKB   ? "generic"
+               : q.attach_mode == XDP_ATTACHED_HW    ? "offload"
+               : q.attach_mode == XDP_ATTACHED_MULTI ? "multi"
+                                                     : "none";
+      }
     }
     j["mode"] = mode;
-    auto dp = Datapath::open_pinned(dir);
+    auto dp = Datapath::open_pinned(in.dir);
     if (dp) {
       auto m = dp->manifest();
       if (m) {
@@ -226,9 +269,11 @@ void run_status(bool as_json, const Global& g) {
     return;
   }
   for (auto& j : out) {
-    std::cout << j["iface"].get<std::string>() << (g.netns.empty() ? "" : " (netns " + g.netns + ")") << ": ";
+    std::string ns = j["netns"].get<std::string>(), ifname = j["iface"].get<std::string>();
+    std::cout << ifname << (ns.empty() ? "" : " (netns " + ns + ")") << ": ";
     if (!j.value("attached", false)) {
-      std::cout << "NOT ATTACHED (interface gone?); run: sipxdp detach " << j["iface"].get<std::string>() << "\n";
+      std::cout << "NOT FILTERING (" << j.value("state", "?") << "): " << j.value("problem", "") << "\n"
+                << "  remove it: sipxdp" << (ns.empty() ? "" : " --netns " + ns) << " detach " << ifname << "\n";
       continue;
     }
     std::cout << "xdp " << j.value("mode", "-") << ", program id " << j.value("prog_id", 0u) << "\n"
@@ -274,18 +319,18 @@ json stats_json(const std::string& ifname, const Manifest& m, const std::vector<
 }
 
 void run_stats(const StatsCmd& c, const Global& g) {
-  std::vector<std::pair<std::string, std::string>> targets;
+  std::vector<std::string> targets;
   if (c.iface.empty()) {
-    targets = instances(g);
+    for (auto& in : instances(g)) targets.push_back(in.ifname);
     if (targets.empty())
       die(make_error("no interface is attached" +
                      (g.netns.empty() ? std::string() : " in network namespace " + g.netns)),
           g);
   } else {
-    targets.push_back({c.iface, pin_dir(c.iface, g.netns)});
+    targets.push_back(c.iface);
   }
   std::vector<Datapath> dps;
-  for (auto& [i, d] : targets) dps.push_back(must(Datapath::open_pinned(d), g));
+  for (auto& i : targets) dps.push_back(open_instance(i, g, false));
 
   std::map<std::string, CounterValue> prev;
   auto prev_t = std::chrono::steady_clock::now();
@@ -299,11 +344,11 @@ void run_stats(const StatsCmd& c, const Global& g) {
       Manifest m = must(dps[i].manifest(), g);
       auto rows = must(dps[i].stats(), g);
       if (c.as_json) {
-        all.push_back(stats_json(targets[i].first, m, rows));
+        all.push_back(stats_json(targets[i], m, rows));
         continue;
       }
       char line[512];
-      screen += "sipxdp " + targets[i].first + (g.netns.empty() ? "" : " (netns " + g.netns + ")") + "  policy " +
+      screen += "sipxdp " + targets[i] + (g.netns.empty() ? "" : " (netns " + g.netns + ")") + "  policy " +
                 m.policy_path + "  sha256 " + m.policy_sha256.substr(0, 12) + "\n";
       if (c.watching)
         std::snprintf(line, sizeof(line), "%10s %10s %10s %10s  %-6s %-24s %s\n", "pkts", "bytes", "pps", "bit/s",
@@ -317,7 +362,7 @@ void run_stats(const StatsCmd& c, const Global& g) {
         std::string b = c.exact ? std::to_string(r.value.bytes) : human(double(r.value.bytes));
         std::string name = r.builtin ? "(" + r.name + ")" : r.name;
         if (c.watching) {
-          std::string key = targets[i].first + "/" + r.name;
+          std::string key = targets[i] + "/" + r.name;
           double pps = 0, bps = 0;
           if (!first && dt > 0) {
             auto& pv = prev[key];
@@ -352,7 +397,7 @@ void run_stats(const StatsCmd& c, const Global& g) {
 
 void run_bans(const std::string& iface_arg, bool as_json, const Global& g) {
   std::string iface = resolve_iface(iface_arg, g);
-  Datapath dp = must(Datapath::open_pinned(pin_dir(iface, g.netns)), g);
+  Datapath dp = open_instance(iface, g, false);
   auto bans = must(dp.bans(), g);
   std::sort(bans.begin(), bans.end(), [](auto& a, auto& b) { return a.hits > b.hits; });
   if (as_json) {
@@ -378,7 +423,7 @@ void run_ban(bool add, const std::string& addr, uint32_t seconds, const std::str
   auto c = parse_cidr(addr);
   if (!c) die(c.error(), g);
   std::string iface = resolve_iface(iface_arg, g);
-  Datapath dp = must(Datapath::open_pinned(pin_dir(iface, g.netns)), g);
+  Datapath dp = open_instance(iface, g, add);
   auto st = add ? dp.ban_add(c.value(), seconds) : dp.ban_del(c.value());
   if (!st) die(st.error(), g);
   if (add)
@@ -390,13 +435,45 @@ void run_ban(bool add, const std::string& addr, uint32_t seconds, const std::str
 
 // ---- validate / apply ---------------------------------------------------
 
+void print_warnings(const Policy& p) {
+  for (auto& w : p.warnings) std::cerr << "sipxdp: warning: " << w << "\n";
+}
+
+// Reads and checks a policy as apply would: parse, compile, and the stored size.
+Policy load_checked(const std::string& file, std::string* text, const Global& g) {
+  std::string t;
+  Policy p = must(load_policy_file(file, &t), g);
+  print_warnings(p);
+  if (auto st = check_manifest_fits(p, t); !st) die(make_error(file + ": " + st.error().what), g);
+  if (text) *text = std::move(t);
+  return p;
+}
+
 void run_validate(const std::string& file, const Global& g) {
-  Policy p = must(load_policy_file(file), g);
+  Policy p = load_checked(file, nullptr, g);
   auto c = compile_policy(p, fresh_counters(p));
   if (!c) die(make_error(file + ": " + c.error().what), g);
   std::cout << file << ": ok, " << p.rules.size() << " rules, default " << action_name(p.default_action) << ", "
             << c->classes() << " lookup classes, " << c->comb.size() << " combinations, "
             << c->lpm4.size() + c->lpm6.size() << " prefixes\n";
+  std::vector<std::string> inspecting;
+  for (auto& r : p.rules)
+    if (r.inspect_sip) inspecting.push_back(r.name);
+  if (!inspecting.empty()) {
+    const SipConfig& s = p.sip;
+    std::string pats;
+    for (auto& pt : s.patterns) pats += (pats.empty() ? "" : ", ") + ("\"" + escape_bytes(pt) + "\"");
+    std::cout << "  scanner: " << s.patterns.size() << " patterns (" << pats << ") searched in the "
+              << (s.match == SipMatch::headers ? "User-Agent, From, To and Contact headers" : "whole payload") << ", "
+              << (s.ignore_case ? "ignoring case" : "case kept") << ", by rules";
+    for (auto& n : inspecting) std::cout << " " << n;
+    std::cout << "\n  scanner: a hit drops the packet and "
+              << (s.ban_seconds ? "bans the source for " + std::to_string(s.ban_seconds) + " s"
+                                : std::string("bans nobody (ban_seconds 0)"))
+              << "; fragmented datagrams: "
+              << (s.fragments == SipFragments::drop ? "dropped" : "every fragment searched")
+              << "; trusted: " << s.trusted.size() << " prefixes\n";
+  }
 }
 
 // Refuses a policy that would drop the SSH session this command runs in, when
@@ -485,41 +562,15 @@ struct ApplyCmd {
 };
 
 void print_diff(const PolicyDiff& d) {
-  if (d.empty()) {
-    std::cout << "  no change\n";
-    return;
-  }
-  auto list = [](const char* what, const std::vector<std::string>& v) {
-    if (v.empty()) return;
-    std::cout << "  " << what << ":";
-    for (auto& x : v) std::cout << " " << x;
-    std::cout << "\n";
-  };
-  list("rules added", d.added);
-  list("rules removed", d.removed);
-  list("rules changed", d.changed);
-  list("rules moved", d.moved);
-  list("patterns added", d.patterns_added);
-  list("patterns removed", d.patterns_removed);
-  list("dscp rules added", d.dscp.added);
-  list("dscp rules removed", d.dscp.removed);
-  list("dscp rules changed", d.dscp.changed);
-  list("dscp rules moved", d.dscp.moved);
-  if (d.default_before != d.default_after)
-    std::cout << "  default action: " << d.default_before << " -> " << d.default_after << "\n";
-  if (d.timeouts_before != d.timeouts_after)
-    std::cout << "  flow timeouts (s): " << d.timeouts_before << " -> " << d.timeouts_after << "\n";
-  if (d.stateful_before != d.stateful_after)
-    std::cout << "  stateful replies: " << (d.stateful_before ? "on" : "off") << " -> "
-              << (d.stateful_after ? "on" : "off") << "\n";
+  for (auto& line : d.lines()) std::cout << "  " << line << "\n";
 }
 
 void run_apply(const ApplyCmd& c, const Global& g) {
   std::string text;
-  Policy p = must(load_policy_file(c.file, &text), g);
+  Policy p = load_checked(c.file, &text, g);
   std::string iface = resolve_iface(c.iface, g);
   std::string dir = pin_dir(iface, g.netns);
-  Datapath dp = must(Datapath::open_pinned(dir), g);
+  Datapath dp = open_instance(iface, g, !c.dry_run);
   {
     std::unique_ptr<NetnsScope> ns;
     if (!g.netns.empty()) ns = must(NetnsScope::enter(g.netns), g);
@@ -541,8 +592,20 @@ void run_apply(const ApplyCmd& c, const Global& g) {
             << " kept, " << s.removed << " removed), " << s.dscp << " dscp rules, generation " << s.generation;
   if (li) std::cout << ", program id " << li->prog_id << " unchanged";
   std::cout << "\n";
-  for (auto& [name, v] : s.removed_counts)
-    std::cout << "  removed rule " << name << " had counted " << v.packets << " packets, " << v.bytes << " bytes\n";
+  if (!s.diff.empty()) print_diff(s.diff);
+  const size_t shown = std::min<size_t>(s.removed_counts.size(), 20);
+  for (size_t i = 0; i < shown; ++i)
+    std::cout << "  removed rule " << s.removed_counts[i].first << " had counted " << s.removed_counts[i].second.packets
+              << " packets, " << s.removed_counts[i].second.bytes << " bytes\n";
+  if (s.removed_counts.size() > shown) {
+    CounterValue rest;
+    for (size_t i = shown; i < s.removed_counts.size(); ++i) {
+      rest.packets += s.removed_counts[i].second.packets;
+      rest.bytes += s.removed_counts[i].second.bytes;
+    }
+    std::cout << "  and " << s.removed_counts.size() - shown << " more removed rules had counted " << rest.packets
+              << " packets, " << rest.bytes << " bytes\n";
+  }
   if (c.confirm) {
     start_confirm_timer(dir, c.confirm, sha256_hex(text));
     std::cout << "run 'sipxdp" << (g.netns.empty() ? "" : " --netns " + g.netns) << " confirm " << iface << "' within "
@@ -559,6 +622,7 @@ void run_confirm(const std::string& iface_arg, bool roll_back, const Global& g) 
     std::cout << "confirmed: the policy on " << iface << " stays\n";
     return;
   }
+  (void)open_instance(iface, g, true);
   ApplySummary s = must(rollback(dir), g);
   std::cout << "rolled back " << iface << " to the previous policy: " << s.rules << " rules, generation "
             << s.generation << "\n";
@@ -587,9 +651,10 @@ int main(int argc, char** argv) {
   detach->add_option("iface", detach_iface, "interface");
   detach->add_flag("--all", detach_all, "detach every interface");
 
-  bool status_json = false;
+  bool status_json = false, status_all = false;
   auto* status = app.add_subcommand("status", "show attached interfaces");
   status->add_flag("--json", status_json, "print JSON");
+  status->add_flag("--all", status_all, "every instance of every network namespace");
 
   StatsCmd sc;
   auto* stats = app.add_subcommand("stats", "per-rule packet and byte counters");
@@ -662,7 +727,7 @@ int main(int argc, char** argv) {
     }
     run_detach(detach_iface, detach_all, g);
   } else if (*status)
-    run_status(status_json, g);
+    run_status(status_json, status_all, g);
   else if (*stats) {
     sc.watching = stats->count("--watch") > 0;
     if (sc.watching && !(sc.watch > 0)) sc.watch = 1;

@@ -61,6 +61,20 @@ class Classes {
     return intern(r);
   }
 
+  // The intersection of class a with a set of rules.
+  Result<uint32_t> intersect_bits(uint32_t a, const Bits& y) {
+    const Bits& x = sets_[a];
+    Bits r(words_);
+    for (size_t w = 0; w < words_; ++w) r[w] = x[w] & y[w];
+    return intern(r);
+  }
+
+  template <typename Fn>
+  static void for_each(const Bits& b, Fn&& fn) {
+    for (size_t w = 0; w < b.size(); ++w)
+      for (uint64_t x = b[w]; x; x &= x - 1) fn(w * 64 + __builtin_ctzll(x));
+  }
+  static bool test(const Bits& b, size_t r) { return (b[r / 64] >> (r % 64)) & 1; }
   static void set(Bits& b, size_t r) { b[r / 64] |= 1ull << (r % 64); }
   static void clear(Bits& b, size_t r) { b[r / 64] &= ~(1ull << (r % 64)); }
   static void merge(Bits& b, const Bits& o) {
@@ -225,22 +239,50 @@ Result<std::vector<uint32_t>> build_addr(const Policy& p, int family, uint8_t di
   return seen;
 }
 
-// All non-empty intersections of a class from `as` with one from `bs`.
+// One combining stage: the kernel looks up comb(stage, a, b) and, when that
+// is absent, takes wild(a) = a & base, where `base` holds the rules every b
+// contains (those with no constraint in b's dimension). So an entry is
+// needed only where a meets a rule of b outside the base, and those pairs
+// are found through an index from rule to the b classes holding it: the
+// work follows the entries written, not |as| x |bs| (which made policies of
+// thousands of rules, each with its own port and source, take minutes).
+// Returns every class the stage can yield: the entries' and the wilds.
 Result<std::vector<uint32_t>> combine(uint8_t stage, const std::vector<uint32_t>& as, const std::vector<uint32_t>& bs,
+                                      const Classes::Bits& base, std::unordered_map<uint32_t, uint32_t>& wild,
                                       Classes& cls, CompiledPolicy& out) {
+  std::unordered_map<size_t, std::vector<uint32_t>> holders;  // rule -> b classes holding it outside base
+  for (uint32_t b : bs)
+    Classes::for_each(cls.get(b), [&](size_t r) {
+      if (!Classes::test(base, r)) holders[r].push_back(b);
+    });
   std::vector<uint32_t> seen;
+  std::unordered_map<uint32_t, uint32_t> stamp;  // b -> last a that met it
   for (uint32_t a : as) {
-    for (uint32_t b : bs) {
+    auto w = cls.intersect_bits(a, base);
+    if (!w) return w.error();
+    wild[a] = w.value();
+    if (w.value()) seen.push_back(w.value());
+    std::vector<uint32_t> meet;
+    Classes::for_each(cls.get(a), [&](size_t r) {
+      auto it = holders.find(r);
+      if (it == holders.end()) return;
+      for (uint32_t b : it->second) {
+        auto [st, fresh] = stamp.try_emplace(b, a);
+        if (!fresh && st->second == a) continue;
+        st->second = a;
+        meet.push_back(b);
+      }
+    });
+    for (uint32_t b : meet) {
       auto id = cls.intersect(a, b);
       if (!id) return id.error();
-      if (!id.value()) continue;
       out.comb.push_back({stage, a, b, id.value()});
       seen.push_back(id.value());
     }
+    if (out.comb.size() > SIPXDP_MAX_ENTRIES_PER_GEN)
+      return make_error("policy too complex: more than " + std::to_string(SIPXDP_MAX_ENTRIES_PER_GEN) +
+                        " class combinations");
   }
-  if (out.comb.size() > SIPXDP_MAX_ENTRIES_PER_GEN)
-    return make_error("policy too complex: more than " + std::to_string(SIPXDP_MAX_ENTRIES_PER_GEN) +
-                      " class combinations");
   std::sort(seen.begin(), seen.end());
   seen.erase(std::unique(seen.begin(), seen.end()), seen.end());
   return seen;
@@ -322,7 +364,8 @@ void compile_sip(const Policy& p, const Slots& slots, CompiledPolicy& out) {
     t.prefix[h] = it->second;
   }
   out.sip_cfg.flags = (icase ? SIPXDP_SIP_IGNORE_CASE : 0) | (sip.match == SipMatch::headers ? SIPXDP_SIP_HEADERS : 0) |
-                      (sip.ban_seconds ? SIPXDP_SIP_BAN : 0);
+                      (sip.ban_seconds ? SIPXDP_SIP_BAN : 0) |
+                      (sip.fragments == SipFragments::drop ? SIPXDP_SIP_FRAG_DROP : 0);
   out.sip_cfg.npatterns = static_cast<uint32_t>(sip.patterns.size());
   out.sip_cfg.window = static_cast<uint32_t>(window);
   out.sip_cfg.prefix_len = static_cast<uint32_t>(prefix_len);
@@ -434,11 +477,18 @@ Result<CompiledPolicy> compile_policy(const Policy& p, const Slots& slots) {
   out.port_class.assign(size_t(SIPXDP_PT_NUM) * SIPXDP_PORTS, 0);
 
   bool use_sport = false, use_src = false, use_dst = false;
-  for (auto& r : p.rules) {
+  // The rules every class of a dimension holds: those with no constraint in it.
+  auto any_sport = cls.empty(), any_dst = cls.empty(), any_addr = cls.empty();
+  for (size_t i = 0; i < p.rules.size(); ++i) {
+    const Rule& r = p.rules[i];
     use_sport |= !r.sport.empty();
     use_src |= !r.src.empty();
     use_dst |= !r.dst.empty();
+    if (r.sport.empty()) Classes::set(any_sport, i);
+    if (r.dst.empty()) Classes::set(any_dst, i);
+    if (r.src.empty() && r.dst.empty()) Classes::set(any_addr, i);
   }
+  std::unordered_map<uint32_t, uint32_t> wild_sport, wild_dst, wild_addr;
 
   std::vector<uint32_t> pclasses;
   for (int t = SIPXDP_PT_TCP; t <= SIPXDP_PT_OTHER; ++t) {
@@ -451,7 +501,7 @@ Result<CompiledPolicy> compile_policy(const Policy& p, const Slots& slots) {
     auto sclasses =
         build_port_table(p, SIPXDP_PT_SPORT, cls, out.port_class.data() + size_t(SIPXDP_PT_SPORT) * SIPXDP_PORTS);
     if (!sclasses) return sclasses.error();
-    auto r = combine(SIPXDP_COMB_PS, pclasses, sclasses.value(), cls, out);
+    auto r = combine(SIPXDP_COMB_PS, pclasses, sclasses.value(), any_sport, wild_sport, cls, out);
     if (!r) return r.error();
     ps = r.value();
   }
@@ -470,24 +520,36 @@ Result<CompiledPolicy> compile_policy(const Policy& p, const Slots& slots) {
         d = r.value();
       }
       if (use_src && use_dst) {
-        auto r = combine(SIPXDP_COMB_AD, s, d, cls, out);
+        auto r = combine(SIPXDP_COMB_AD, s, d, any_dst, wild_dst, cls, out);
         if (!r) return r.error();
         addr = merged(addr, r.value());
       } else {
         addr = merged(addr, use_src ? s : d);
       }
     }
-    auto r = combine(SIPXDP_COMB_FINAL, ps, addr, cls, out);
+    auto r = combine(SIPXDP_COMB_FINAL, ps, addr, any_addr, wild_addr, cls, out);
     if (!r) return r.error();
   }
 
   out.cls_rule.assign(cls.size(), sipxdp_rule{});
+  out.cls_first.assign(cls.size(), -1);
+  auto get = [](const std::unordered_map<uint32_t, uint32_t>& m, uint32_t c) {
+    auto it = m.find(c);
+    return it == m.end() ? 0u : it->second;
+  };
   for (uint32_t c = 1; c < cls.size(); ++c) {
     int r = cls.first(c);
     if (r < 0) continue;
     const Rule& rule = p.rules[r];
-    out.cls_rule[c] = sipxdp_rule{rule.action == Action::allow ? uint32_t(SIPXDP_ACT_ALLOW) : uint32_t(SIPXDP_ACT_DROP),
-                                  rule_counter[r], rule_flags(rule), static_cast<uint32_t>(r)};
+    out.cls_first[c] = r;
+    out.cls_rule[c] = sipxdp_rule{
+        .action = rule.action == Action::allow ? uint32_t(SIPXDP_ACT_ALLOW) : uint32_t(SIPXDP_ACT_DROP),
+        .counter = rule_counter[r],
+        .flags = rule_flags(rule),
+        .wild_sport = get(wild_sport, c),
+        .wild_addr = get(wild_addr, c),
+        .wild_dst = get(wild_dst, c),
+    };
   }
   out.hdr.flags = SIPXDP_HDR_VALID | (use_sport ? SIPXDP_HDR_SPORT : 0) | (use_src ? SIPXDP_HDR_SRC : 0) |
                   (use_dst ? SIPXDP_HDR_DST : 0);
@@ -583,20 +645,29 @@ int compiled_match(const CompiledPolicy& c, const PacketKey& k) {
   // As the kernel: a class whose first rule matches any source port (and
   // address) is the answer already.
   auto flags = [&](uint32_t cl) { return cl < c.cls_rule.size() ? c.cls_rule[cl].flags : 0u; };
-  if (cls && !(flags(cls) & SIPXDP_RULE_NO_SPORT_ADDR) && (f & SIPXDP_HDR_SPORT))
-    cls = comb(SIPXDP_COMB_PS, cls, port(SIPXDP_PT_SPORT, table <= SIPXDP_PT_UDP ? k.sport : 0));
+  // A missing combination means the intersection is the first class's
+  // rules that every class of the other dimension holds (its wild class).
+  auto rule_of = [&](uint32_t cl) { return cl < c.cls_rule.size() ? c.cls_rule[cl] : sipxdp_rule{}; };
+  if (cls && !(flags(cls) & SIPXDP_RULE_NO_SPORT_ADDR) && (f & SIPXDP_HDR_SPORT)) {
+    uint32_t n = comb(SIPXDP_COMB_PS, cls, port(SIPXDP_PT_SPORT, table <= SIPXDP_PT_UDP ? k.sport : 0));
+    cls = n ? n : rule_of(cls).wild_sport;
+  }
   if (cls && !(flags(cls) & SIPXDP_RULE_NO_ADDR) && (f & (SIPXDP_HDR_SRC | SIPXDP_HDR_DST))) {
     uint32_t a;
-    if (!(f & SIPXDP_HDR_DST))
+    if (!(f & SIPXDP_HDR_DST)) {
       a = addr(SIPXDP_DIR_SRC);
-    else if (!(f & SIPXDP_HDR_SRC))
+    } else if (!(f & SIPXDP_HDR_SRC)) {
       a = addr(SIPXDP_DIR_DST);
-    else
-      a = comb(SIPXDP_COMB_AD, addr(SIPXDP_DIR_SRC), addr(SIPXDP_DIR_DST));
-    cls = comb(SIPXDP_COMB_FINAL, cls, a);
+    } else {
+      uint32_t s = addr(SIPXDP_DIR_SRC);
+      a = comb(SIPXDP_COMB_AD, s, addr(SIPXDP_DIR_DST));
+      if (!a) a = rule_of(s).wild_dst;
+    }
+    uint32_t n = comb(SIPXDP_COMB_FINAL, cls, a);
+    cls = n ? n : rule_of(cls).wild_addr;
   }
-  if (!cls || cls >= c.cls_rule.size()) return -1;
-  return static_cast<int>(c.cls_rule[cls].rule);
+  if (!cls || cls >= c.cls_first.size()) return -1;
+  return c.cls_first[cls];
 }
 
 }  // namespace sipxdp

@@ -13,7 +13,6 @@
 #include <sched.h>
 #include <sys/file.h>
 #include <sys/mman.h>
-#include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
@@ -38,18 +37,20 @@ namespace sipxdp {
 static_assert(sizeof(sipxdp_lpm4_key) == 12);
 static_assert(sizeof(sipxdp_lpm6_key) == 24);
 static_assert(sizeof(sipxdp_comb_key) == 12);
-static_assert(sizeof(sipxdp_rule) == 16);
+static_assert(sizeof(sipxdp_rule) == 24);
 static_assert(sizeof(sipxdp_policy_hdr) == 32);
 static_assert(sizeof(sipxdp_flow_key) == 40);
 static_assert(sizeof(sipxdp_flow) == 8);
 static_assert(sizeof(sipxdp_dscp_rule) == 80);
-static_assert(sizeof(sipxdp_state) == 24);
+static_assert(sizeof(sipxdp_state) == 32);
 static_assert(sizeof(sipxdp_pattern) == 72);
 static_assert(sizeof(sipxdp_sip_cfg) == 24);
 static_assert(sizeof(sipxdp_ban) == 32);
 static_assert(sizeof(sipxdp_ban6_key) == 16);
 static_assert(sizeof(sipxdp_frag_key) == 40);
-static_assert(sizeof(sipxdp_frag_verdict) == 16);
+static_assert(sizeof(sipxdp_edge) == 68);
+static_assert(sizeof(sipxdp_frag_state) == 160);
+static_assert(sizeof(sipxdp_stream_tail) == 72);
 static_assert(sizeof(sipxdp_counter) == 16);
 static_assert(sizeof(sipxdp_manifest_chunk) == SIPXDP_MANIFEST_CHUNK);
 
@@ -59,15 +60,13 @@ namespace {
 
 constexpr const char* kLinkPin = "xdp_link";
 constexpr const char* kTcPin = "tc_egress";  // the egress program, to recognise our filter
-constexpr char kSourceSep = '\x1e';          // between the manifest's description and the policy texts
-constexpr size_t kManifestMax = size_t(SIPXDP_MANIFEST_CHUNKS) * SIPXDP_MANIFEST_CHUNK;
-constexpr uint32_t kBpfFsMagic = 0xcafe4a11;
 
 // The pinned maps, by name; also the order in which they are pinned.
-const char* const kMapNames[] = {
-    "state",         "policy_hdr", "port_class", "lpm4",         "lpm6",       "comb",      "cls_rule", "counters",
-    "manifest",      "rcu_sync",   "sip_cfg",    "sip_patterns", "sip_tables", "bans4",     "bans6",    "ban_prefixes4",
-    "ban_prefixes6", "ban_hint",   "frags",      "flows",        "flow_hint",  "dscp_rules"};
+const char* const kMapNames[] = {"state",         "policy_hdr",    "port_class", "lpm4",     "lpm6",
+                                 "comb",          "cls_rule",      "counters",   "manifest", "rcu_sync",
+                                 "sip_cfg",       "sip_patterns",  "sip_tables", "bans4",    "bans6",
+                                 "ban_prefixes4", "ban_prefixes6", "ban_hint",   "frags",    "flows",
+                                 "flow_hint",     "dscp_rules",    "tcp_tails"};
 enum MapId {
   M_STATE,
   M_HDR,
@@ -91,6 +90,7 @@ enum MapId {
   M_FLOWS,
   M_FLOW_HINT,
   M_DSCP,
+  M_TCP_TAILS,
   M_NUM
 };
 
@@ -99,15 +99,29 @@ std::function<void(const std::string&)> log_fn;
 std::deque<std::string> log_tail;
 
 int libbpf_print(enum libbpf_print_level, const char* fmt, va_list ap) {
-  char buf[2048];
-  vsnprintf(buf, sizeof(buf), fmt, ap);
+  // One message can be a whole verifier log (megabytes): size it first.
+  va_list copy;
+  va_copy(copy, ap);
+  int n = vsnprintf(nullptr, 0, fmt, copy);
+  va_end(copy);
+  if (n <= 0) return 0;
+  std::string s(size_t(n) + 1, '\0');
+  vsnprintf(s.data(), s.size(), fmt, ap);
+  s.resize(size_t(n));
   std::lock_guard<std::mutex> g(log_mu);
-  std::string s(buf);
-  while (!s.empty() && s.back() == '\n') s.pop_back();
-  if (!s.empty()) {
-    log_tail.push_back(s);
-    if (log_tail.size() > 200) log_tail.pop_front();
+  // Kept line by line, so the tail of a verifier log is its last lines.
+  size_t start = 0;
+  while (start < s.size()) {
+    size_t nl = s.find('\n', start);
+    std::string line = s.substr(start, nl == std::string::npos ? std::string::npos : nl - start);
+    if (!line.empty()) {
+      log_tail.push_back(line);
+      if (log_tail.size() > 200) log_tail.pop_front();
+    }
+    if (nl == std::string::npos) break;
+    start = nl + 1;
   }
+  while (!s.empty() && s.back() == '\n') s.pop_back();
   if (log_fn) log_fn(s);
   return 0;
 }
@@ -131,14 +145,6 @@ class DirLock {
  private:
   Fd fd_;
 };
-
-Status ensure_bpffs() {
-  struct statfs st {};
-  if (statfs("/sys/fs/bpf", &st) == 0 && static_cast<uint32_t>(st.f_type) == kBpfFsMagic) return ok_status();
-  if (mount("bpf", "/sys/fs/bpf", "bpf", 0, "mode=0700") != 0)
-    return sys_error("/sys/fs/bpf is not a BPF filesystem and mounting one failed", errno);
-  return ok_status();
-}
 
 Status mkdir_p(const std::string& path) {
   std::string cur;
@@ -230,7 +236,10 @@ struct Datapath::Impl {
     sipxdp_manifest_chunk ch;
     for (uint32_t i = 0; i < SIPXDP_MANIFEST_CHUNKS; ++i) {
       uint32_t key = gen * SIPXDP_MANIFEST_CHUNKS + i;
-      if (bpf_map_lookup_elem(fd(M_MANIFEST), &key, &ch) != 0) return sys_error("cannot read map manifest", errno);
+      if (bpf_map_lookup_elem(fd(M_MANIFEST), &key, &ch) != 0) {
+        if (errno == ENOENT) break;
+        return sys_error("cannot read map manifest", errno);
+      }
       const uint8_t* end = static_cast<const uint8_t*>(std::memchr(ch.data, 0, sizeof(ch.data)));
       out.append(reinterpret_cast<const char*>(ch.data), end ? end - ch.data : sizeof(ch.data));
       if (end) break;
@@ -238,19 +247,31 @@ struct Datapath::Impl {
     return out;
   }
 
+  // Writes the text NUL-terminated, then frees the chunks past its end.
   Status write_manifest_text(uint32_t gen, const std::string& text) const {
-    if (text.size() + 1 > size_t(SIPXDP_MANIFEST_CHUNKS) * SIPXDP_MANIFEST_CHUNK)
+    if (text.size() > manifest_capacity())
       return make_error("policy too large to store (" + std::to_string(text.size()) + " bytes of manifest, at most " +
-                        std::to_string(SIPXDP_MANIFEST_CHUNKS * SIPXDP_MANIFEST_CHUNK - 1) + ")");
+                        std::to_string(manifest_capacity()) + ")");
     sipxdp_manifest_chunk ch;
-    for (size_t off = 0, i = 0; off <= text.size(); off += sizeof(ch.data), ++i) {
+    uint32_t i = 0;
+    for (size_t off = 0; off <= text.size(); off += sizeof(ch.data), ++i) {
       std::memset(ch.data, 0, sizeof(ch.data));
       size_t n = std::min(sizeof(ch.data), text.size() - off);
       std::memcpy(ch.data, text.data() + off, n);
-      uint32_t key = gen * SIPXDP_MANIFEST_CHUNKS + static_cast<uint32_t>(i);
+      uint32_t key = gen * SIPXDP_MANIFEST_CHUNKS + i;
       if (bpf_map_update_elem(fd(M_MANIFEST), &key, &ch, BPF_ANY) != 0)
         return sys_error("cannot write map manifest", errno);
-      if (n < sizeof(ch.data)) break;
+      if (n < sizeof(ch.data)) {
+        ++i;
+        break;
+      }
+    }
+    for (; i < SIPXDP_MANIFEST_CHUNKS; ++i) {
+      uint32_t key = gen * SIPXDP_MANIFEST_CHUNKS + i;
+      if (bpf_map_delete_elem(fd(M_MANIFEST), &key) != 0) {
+        if (errno == ENOENT) break;
+        return sys_error("cannot clear map manifest", errno);
+      }
     }
     return ok_status();
   }
@@ -284,14 +305,6 @@ Datapath::Datapath(Datapath&&) noexcept = default;
 Datapath& Datapath::operator=(Datapath&&) noexcept = default;
 Datapath::~Datapath() = default;
 
-std::string pin_root() {
-  return "/sys/fs/bpf/sipxdp";
-}
-
-std::string pin_dir(const std::string& ifname, const std::string& netns) {
-  return pin_root() + "/" + ifname + (netns.empty() ? "" : "@" + netns);
-}
-
 const char* xdp_mode_name(XdpMode m) {
   switch (m) {
     case XdpMode::auto_: return "auto";
@@ -316,7 +329,8 @@ const std::vector<BuiltinCounter>& builtin_counters() {
       {SIPXDP_CTR_IPV6_ND, "ipv6-nd", "allow", "ICMPv6 neighbour discovery"},
       {SIPXDP_CTR_MALFORMED, "malformed", "drop", "truncated or malformed headers"},
       {SIPXDP_CTR_MARTIAN, "martian", "drop", "127.0.0.0/8 or ::1 from outside"},
-      {SIPXDP_CTR_FRAGMENT, "fragment", "drop", "later fragments without a first fragment"},
+      {SIPXDP_CTR_FRAGMENT, "fragment", "drop", "fragments of datagrams that cannot be searched whole"},
+      {SIPXDP_CTR_FRAG_EARLY, "fragment-early", "allow", "later fragments before their first: to reassembly"},
       {SIPXDP_CTR_NO_POLICY, "no-policy", "allow", "no policy loaded"},
       {SIPXDP_CTR_DEFAULT, "default", "", "no rule matched"},
       {SIPXDP_CTR_EGRESS, "egress", "pass", "outbound packets (TC egress)"},
@@ -344,13 +358,14 @@ Result<Datapath> Datapath::load(uint32_t flow_table_size) {
       skel->maps.manifest,      skel->maps.rcu_sync,   skel->maps.sip_cfg,    skel->maps.sip_patterns,
       skel->maps.sip_tables,    skel->maps.bans4,      skel->maps.bans6,      skel->maps.ban_prefixes4,
       skel->maps.ban_prefixes6, skel->maps.ban_hint,   skel->maps.frags,      skel->maps.flows,
-      skel->maps.flow_hint,     skel->maps.dscp_rules};
+      skel->maps.flow_hint,     skel->maps.dscp_rules, skel->maps.tcp_tails};
   for (int i = 0; i < M_NUM; ++i) {
     int fd = fcntl(bpf_map__fd(maps[i]), F_DUPFD_CLOEXEC, 3);
     if (fd < 0) return sys_error("cannot dup map fd", errno);
     dp.impl_->maps[i].reset(fd);
   }
-  sipxdp_state st{0, SIPXDP_ABI_VERSION, 0, 0, 0, 1};  // not attached: nothing reads either generation
+  // Not attached: nothing reads either generation.
+  sipxdp_state st{.active_gen = 0, .abi_version = SIPXDP_ABI_VERSION, .settled = 1};
   uint32_t zero = 0;
   if (bpf_map_update_elem(dp.impl_->fd(M_STATE), &zero, &st, BPF_ANY) != 0)
     return sys_error("cannot write map state", errno);
@@ -452,43 +467,9 @@ Result<Manifest> Datapath::manifest() const {
   if (!gen) return gen.error();
   auto text = impl_->read_manifest_text(gen.value());
   if (!text) return text.error();
-  Manifest m;
-  m.generation = gen.value();
-  if (text->empty()) return m;
-  // The JSON description, then the policy texts as they were written,
-  // each after an ASCII record separator (which no valid policy contains raw):
-  // parsing the description does not lex megabytes of escaped policy text.
-  std::string meta = text.value(), sources;
-  if (size_t rs = meta.find(kSourceSep); rs != std::string::npos) {
-    sources = meta.substr(rs + 1);
-    meta.resize(rs);
-  }
-  try {
-    json j = json::parse(meta);
-    m.iface = j.value("iface", "");
-    m.netns = j.value("netns", "");
-    m.mode = j.value("mode", "");
-    m.policy_path = j.value("policy_path", "");
-    m.policy_sha256 = j.value("policy_sha256", "");
-    m.default_action = j.value("default_action", "");
-    m.applied_at = j.value("applied_at", uint64_t(0));
-    m.previous_path = j.value("previous_path", "");
-    size_t rs = sources.find(kSourceSep);
-    m.source = sources.substr(0, rs);
-    if (rs != std::string::npos) m.previous_source = sources.substr(rs + 1);
-    for (auto& r : j.at("rules"))
-      m.rules.push_back({r.at("name"), r.at("match"), r.at("action"), r.at("counter"), r.value("sig", "")});
-    if (j.contains("patterns"))
-      for (auto& r : j.at("patterns")) m.patterns.push_back({r.at("pattern"), r.at("counter")});
-    if (j.contains("dscp"))
-      for (auto& r : j.at("dscp"))
-        m.dscp.push_back(
-            {r.at("name"), r.at("match"), r.at("class"), r.at("dscp"), r.at("counter"), r.value("sig", "")});
-    m.stateful = j.value("stateful", false);
-    m.flow_timeouts = j.value("flow_timeouts", "");
-  } catch (const std::exception& e) {
-    return make_error(std::string("the stored manifest is unreadable: ") + e.what());
-  }
+  auto m = decode_manifest(text.value());
+  if (!m) return m.error();
+  m->generation = gen.value();
   return m;
 }
 
@@ -516,7 +497,9 @@ Result<std::vector<StatRow>> Datapath::stats() const {
   for (auto& pt : m->patterns) {
     auto v = counter(pt.counter);
     if (!v) return v.error();
-    StatRow row{"scanner:" + pt.pattern, "payload contains \"" + pt.pattern + "\"", "drop", false, v.value()};
+    std::string q = escape_bytes(pt.pattern);
+    StatRow row{"scanner:" + q, (m->sip_match == "headers" ? "header contains \"" : "payload contains \"") + q + "\"",
+                "drop", false, v.value()};
     row.pattern = true;
     rows.push_back(row);
   }
@@ -555,6 +538,7 @@ Result<ApplySummary> Datapath::apply(const Policy& p, const std::string& source,
   // Counters follow rule names; a new rule never takes a slot the live
   // generation still counts on.
   Manifest old;
+  bool hdr_valid = false;
   {
     sipxdp_policy_hdr hdr{};
     if (bpf_map_lookup_elem(I.fd(M_HDR), &live, &hdr) != 0) return sys_error("cannot read map policy_hdr", errno);
@@ -563,7 +547,8 @@ Result<ApplySummary> Datapath::apply(const Policy& p, const std::string& source,
       old = std::move(m.value());
     else if (hdr.flags & SIPXDP_HDR_VALID)
       return m.error();
-    if (!(hdr.flags & SIPXDP_HDR_VALID)) old.rules.clear();
+    hdr_valid = hdr.flags & SIPXDP_HDR_VALID;
+    if (!hdr_valid) old.rules.clear();
   }
   std::map<std::string, uint32_t> old_slot;
   std::set<uint32_t> used;
@@ -711,41 +696,11 @@ Result<ApplySummary> Datapath::apply(const Policy& p, const std::string& source,
       return sys_error("cannot write map dscp_rules", errno);
   }
   {
-    json j;
-    j["abi"] = SIPXDP_ABI_VERSION;
-    j["iface"] = old.iface;
-    j["netns"] = old.netns;
-    j["mode"] = old.mode;
-    j["policy_path"] = path;
-    j["policy_sha256"] = sha256_hex(source);
-    j["default_action"] = action_name(p.default_action);
-    j["applied_at"] = static_cast<uint64_t>(time(nullptr));
-    j["rules"] = json::array();
-    for (size_t i = 0; i < p.rules.size(); ++i)
-      j["rules"].push_back({{"name", p.rules[i].name},
-                            {"match", p.rules[i].match_text()},
-                            {"action", action_name(p.rules[i].action)},
-                            {"counter", slots[i]},
-                            {"sig", p.rules[i].signature()}});
-    j["patterns"] = json::array();
-    for (size_t i = 0; i < p.sip.patterns.size(); ++i)
-      j["patterns"].push_back({{"pattern", p.sip.patterns[i]}, {"counter", (*pat_slots)[i]}});
-    j["dscp"] = json::array();
-    for (size_t i = 0; i < p.dscp.size(); ++i)
-      j["dscp"].push_back({{"name", p.dscp[i].name},
-                           {"match", p.dscp[i].match_text()},
-                           {"class", p.dscp[i].class_name},
-                           {"dscp", p.dscp[i].dscp},
-                           {"counter", (*dscp_slots)[i]},
-                           {"sig", p.dscp[i].signature()}});
-    j["stateful"] = p.flows.stateful;
-    j["flow_timeouts"] = flow_timeouts_text(p.flows);
-    j["previous_path"] = old.policy_path;
-    std::string meta = j.dump();
-    std::string text = meta + kSourceSep + source + kSourceSep + old.source;
-    // A policy too big to keep twice keeps no previous one (rollback then says so).
-    if (text.size() + 1 > kManifestMax) text = meta + kSourceSep + source;
-    SIPXDP_TRY(I.write_manifest_text(spare, text));
+    Manifest next = describe_policy(p, Slots{slots, pat_slots.value(), dscp_slots.value()}, source, path,
+                                    {old.iface, old.netns, old.mode}, old);
+    auto text = encode_manifest(next, manifest_capacity());
+    if (!text) return text.error();
+    SIPXDP_TRY(I.write_manifest_text(spare, text.value()));
   }
   if (bpf_map_update_elem(I.fd(M_HDR), &spare, &c.hdr, BPF_ANY) != 0)
     return sys_error("cannot write map policy_hdr", errno);
@@ -766,6 +721,7 @@ Result<ApplySummary> Datapath::apply(const Policy& p, const std::string& source,
   if (bpf_map_update_elem(I.fd(M_STATE), &zero, &ns, BPF_ANY) != 0) return sys_error("cannot write map state", errno);
 
   sum.generation = spare;
+  if (hdr_valid) sum.diff = diff_policy(old, p);
   sum.rules = p.rules.size();
   sum.dscp = p.dscp.size();
   sum.classes = c.classes();
@@ -927,39 +883,58 @@ std::string hex(uint32_t v) {
   return b;
 }
 
-// How many TC filters sit under the clsact qdisc of ifindex (ingress and
-// egress), by a netlink dump; -1 when it cannot be told.
-int clsact_filters(int ifindex) {
+// A netlink dump of tc objects (qdiscs or filters) of ifindex under `parent`
+// (0: any); calls fn for each message. False when the dump failed.
+template <typename Fn>
+bool tc_dump(uint16_t type, int ifindex, uint32_t parent, Fn&& fn) {
   Fd sock(::socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE));
-  if (!sock.valid()) return -1;
-  int total = 0;
-  for (uint32_t minor : {TC_H_MIN_INGRESS, TC_H_MIN_EGRESS}) {
-    struct {
-      nlmsghdr nh;
-      tcmsg tc;
-    } req{};
-    req.nh.nlmsg_len = sizeof(req);
-    req.nh.nlmsg_type = RTM_GETTFILTER;
-    req.nh.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
-    req.nh.nlmsg_seq = minor;
-    req.tc.tcm_family = AF_UNSPEC;
-    req.tc.tcm_ifindex = ifindex;
-    req.tc.tcm_parent = TC_H_MAKE(TC_H_CLSACT, minor);
-    if (::send(sock.get(), &req, sizeof(req), 0) < 0) return -1;
-    for (bool done = false; !done;) {
-      alignas(nlmsghdr) char buf[16384];
-      ssize_t n = ::recv(sock.get(), buf, sizeof(buf), 0);
-      if (n <= 0) return -1;
-      for (auto* h = reinterpret_cast<nlmsghdr*>(buf); NLMSG_OK(h, n); h = NLMSG_NEXT(h, n)) {
-        if (h->nlmsg_type == NLMSG_DONE)
-          done = true;
-        else if (h->nlmsg_type == NLMSG_ERROR)
-          return -1;
-        else if (h->nlmsg_type == RTM_NEWTFILTER)
-          ++total;
-      }
+  if (!sock.valid()) return false;
+  struct {
+    nlmsghdr nh;
+    tcmsg tc;
+  } req{};
+  req.nh.nlmsg_len = sizeof(req);
+  req.nh.nlmsg_type = type;
+  req.nh.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
+  req.tc.tcm_family = AF_UNSPEC;
+  req.tc.tcm_ifindex = ifindex;
+  req.tc.tcm_parent = parent;
+  if (::send(sock.get(), &req, sizeof(req), 0) < 0) return false;
+  for (;;) {
+    alignas(nlmsghdr) char buf[16384];
+    ssize_t n = ::recv(sock.get(), buf, sizeof(buf), 0);
+    if (n <= 0) return false;
+    for (auto* h = reinterpret_cast<nlmsghdr*>(buf); NLMSG_OK(h, n); h = NLMSG_NEXT(h, n)) {
+      if (h->nlmsg_type == NLMSG_DONE) return true;
+      if (h->nlmsg_type == NLMSG_ERROR) return false;
+      fn(h);
     }
   }
+}
+
+// Whether ifindex has a clsact qdisc (-1: cannot tell).
+int clsact_exists(int ifindex) {
+  int found = 0;
+  bool ok = tc_dump(RTM_GETQDISC, ifindex, 0, [&](nlmsghdr* h) {
+    if (h->nlmsg_type != RTM_NEWQDISC) return;
+    auto* tc = static_cast<tcmsg*>(NLMSG_DATA(h));
+    if (tc->tcm_ifindex != ifindex || tc->tcm_parent != TC_H_CLSACT) return;
+    int len = static_cast<int>(h->nlmsg_len - NLMSG_LENGTH(sizeof(*tc)));
+    for (auto* a = reinterpret_cast<rtattr*>(reinterpret_cast<char*>(tc) + NLMSG_ALIGN(sizeof(*tc))); RTA_OK(a, len);
+         a = RTA_NEXT(a, len))
+      if (a->rta_type == TCA_KIND && std::strcmp(static_cast<const char*>(RTA_DATA(a)), "clsact") == 0) found = 1;
+  });
+  return ok ? found : -1;
+}
+
+// How many TC filters sit under the clsact qdisc of ifindex (ingress and
+// egress); -1 when it cannot be told.
+int clsact_filters(int ifindex) {
+  int total = 0;
+  for (uint32_t minor : {TC_H_MIN_INGRESS, TC_H_MIN_EGRESS})
+    if (!tc_dump(RTM_GETTFILTER, ifindex, TC_H_MAKE(TC_H_CLSACT, minor),
+                 [&](nlmsghdr* h) { total += h->nlmsg_type == RTM_NEWTFILTER; }))
+      return -1;
   return total;
 }
 
@@ -981,21 +956,48 @@ Status detach_tc(int state_fd, const std::string& dir) {
   LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex, .attach_point = BPF_TC_EGRESS);
   LIBBPF_OPTS(bpf_tc_opts, q, .handle = SIPXDP_TC_HANDLE, .priority = SIPXDP_TC_PRIORITY);
   int err = bpf_tc_query(&hook, &q);
+  if (err == -ENODEV) {  // the interface is gone, and its filters and qdiscs with it
+    st.tc_flags = 0;
+    st.tc_ifindex = 0;
+    bpf_map_update_elem(state_fd, &zero, &st, BPF_ANY);
+    return ok_status();
+  }
   if (err == 0 && ours && q.prog_id == ours) {
     LIBBPF_OPTS(bpf_tc_opts, d, .handle = SIPXDP_TC_HANDLE, .priority = SIPXDP_TC_PRIORITY);
     err = bpf_tc_detach(&hook, &d);
-    if (err && err != -ENOENT) return sys_error("cannot detach the TC egress filter", -err);
+    if (err && err != -ENOENT && err != -ENODEV) return sys_error("cannot detach the TC egress filter", -err);
   }
-  // Our clsact goes with us, unless someone has put filters of their own on it since.
+  // Our clsact goes with us, unless someone has put filters of their own on
+  // it since. (The caller checked that this is the attach's network
+  // namespace, where interface indexes are not reused.)
   if ((st.tc_flags & SIPXDP_TC_OWN_CLSACT) && clsact_filters(ifindex) == 0) {
     hook.attach_point = static_cast<bpf_tc_attach_point>(BPF_TC_INGRESS | BPF_TC_EGRESS);
     err = bpf_tc_hook_destroy(&hook);
-    if (err && err != -ENOENT && err != -EINVAL) return sys_error("cannot remove the clsact qdisc", -err);
+    if (err && err != -ENOENT && err != -EINVAL && err != -ENODEV)
+      return sys_error("cannot remove the clsact qdisc", -err);
   }
   st.tc_flags = 0;
   st.tc_ifindex = 0;
   bpf_map_update_elem(state_fd, &zero, &st, BPF_ANY);
   return ok_status();
+}
+
+// Removes a sipxdp egress filter found on an interface of the current
+// network namespace (by its handle, priority and program name): one left by
+// an instance whose pins are gone.
+Result<bool> remove_stray_filter(int ifindex) {
+  LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex, .attach_point = BPF_TC_EGRESS);
+  LIBBPF_OPTS(bpf_tc_opts, q, .handle = SIPXDP_TC_HANDLE, .priority = SIPXDP_TC_PRIORITY);
+  if (bpf_tc_query(&hook, &q) != 0 || !q.prog_id) return false;
+  Fd prog(bpf_prog_get_fd_by_id(q.prog_id));
+  bpf_prog_info info{};
+  uint32_t len = sizeof(info);
+  if (!prog.valid() || bpf_obj_get_info_by_fd(prog.get(), &info, &len) != 0) return false;
+  if (std::string(info.name) != "tc_egress") return false;
+  LIBBPF_OPTS(bpf_tc_opts, d, .handle = SIPXDP_TC_HANDLE, .priority = SIPXDP_TC_PRIORITY);
+  int err = bpf_tc_detach(&hook, &d);
+  if (err && err != -ENOENT) return sys_error("cannot remove the sipxdp egress filter", -err);
+  return true;
 }
 
 }  // namespace
@@ -1009,44 +1011,75 @@ Status Datapath::attach_and_pin(const AttachOptions& o, const Policy& p, const s
   if (ifindex == 0) return make_error("no interface " + o.ifname + where);
   if (o.ifname == "lo") return make_error("refusing to attach to the loopback interface");
 
-  SIPXDP_TRY(ensure_bpffs());
+  SIPXDP_TRY(check_pins_persist());
   SIPXDP_TRY(mkdir_p(pin_root()));
+  auto lock = RootLock::take();
+  if (!lock) return lock.error();
+  // Attaches killed half-way left staging directories; none is being
+  // written now (we hold the lock), so undo what they made.
+  for (auto& in : list_instances())
+    if (in.state == Instance::State::incomplete && in.dir == staging_dir(in.ifname, in.netns))
+      SIPXDP_TRY(detach(in.dir));
+
   std::string dir = pin_dir(o.ifname, o.netns);
   struct stat sb {};
-  if (stat(dir.c_str(), &sb) == 0)
-    return make_error(o.ifname + where + " is already attached (pins at " + dir + "); use apply, or detach first");
+  if (stat(dir.c_str(), &sb) == 0) {
+    Instance in = inspect_instance(dir);
+    std::string hint = in.state == Instance::State::ok ? "use apply, or detach first" : in.why;
+    return make_error(o.ifname + where + " is already attached (pins at " + dir + "); " + hint);
+  }
   LIBBPF_OPTS(bpf_xdp_query_opts, q);
   if (bpf_xdp_query(static_cast<int>(ifindex), 0, &q) == 0 && q.prog_id != 0)
     return make_error(o.ifname + where + " already has an XDP program (id " + std::to_string(q.prog_id) +
                       ") that sipxdp did not attach; remove it first");
-  if (::mkdir(dir.c_str(), 0700) != 0) {
-    if (errno == EEXIST)
-      return make_error(o.ifname + where + " is already attached (pins at " + dir + "); use apply, or detach first");
-    return sys_error("cannot create " + dir, errno);
+  {
+    LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = static_cast<int>(ifindex), .attach_point = BPF_TC_EGRESS);
+    LIBBPF_OPTS(bpf_tc_opts, tq, .handle = SIPXDP_TC_HANDLE, .priority = SIPXDP_TC_PRIORITY);
+    if (bpf_tc_query(&hook, &tq) == 0 && tq.prog_id)
+      return make_error(o.ifname + where + " has a TC egress filter at handle 0x" + hex(SIPXDP_TC_HANDLE) +
+                        " priority " + std::to_string(SIPXDP_TC_PRIORITY) +
+                        " (a sipxdp instance whose pins are gone leaves one: sipxdp detach " + o.ifname +
+                        " removes it)");
   }
-  I.dir = dir;
+  auto cookie = current_netns_cookie();
+  if (!cookie) return cookie.error();
+
+  // Built under a staging name and renamed into place last: a directory under
+  // the final name is always a whole instance.
+  std::string staging = staging_dir(o.ifname, o.netns);
+  if (::mkdir(staging.c_str(), 0700) != 0) return sys_error("cannot create " + staging, errno);
+  I.dir = staging;
+  bool tc_on = false;
   auto fail = [&](Error e) -> Status {
-    remove_dir(dir);
+    if (tc_on) (void)detach_tc(I.fd(M_STATE), staging);
+    remove_dir(staging);
     I.dir.clear();
     return e;
   };
-
+  {
+    auto st = I.read_state();
+    if (!st) return fail(st.error());
+    sipxdp_state ns = st.value();
+    ns.netns_cookie = cookie.value();
+    uint32_t zero = 0;
+    if (bpf_map_update_elem(I.fd(M_STATE), &zero, &ns, BPF_ANY) != 0)
+      return fail(sys_error("cannot write map state", errno));
+  }
   // Record where this instance lives before any policy write copies it forward.
   {
-    json j = {{"abi", SIPXDP_ABI_VERSION},
-              {"iface", o.ifname},
-              {"netns", o.netns},
-              {"mode", xdp_mode_name(o.mode)},
-              {"rules", json::array()}};
-    auto s = I.write_manifest_text(0, j.dump());
-    if (!s) return fail(s.error());
-    s = I.write_manifest_text(1, j.dump());
-    if (!s) return fail(s.error());
+    Manifest m;
+    m.iface = o.ifname;
+    m.netns = o.netns;
+    m.mode = xdp_mode_name(o.mode);
+    auto text = encode_manifest(m, manifest_capacity());
+    if (!text) return fail(text.error());
+    for (uint32_t gen = 0; gen < SIPXDP_GENS; ++gen)
+      if (auto s = I.write_manifest_text(gen, text.value()); !s) return fail(s.error());
   }
   for (int i = 0; i < M_NUM; ++i) {
-    std::string path = dir + "/" + kMapNames[i];
-    if (bpf_obj_pin(I.fd(static_cast<MapId>(i)), path.c_str()) != 0)
-      return fail(sys_error("cannot pin map at " + path, errno));
+    std::string at = staging + "/" + kMapNames[i];
+    if (bpf_obj_pin(I.fd(static_cast<MapId>(i)), at.c_str()) != 0)
+      return fail(sys_error("cannot pin map at " + at, errno));
   }
 
   // The policy is live before the first packet reaches the program.
@@ -1054,23 +1087,32 @@ Status Datapath::attach_and_pin(const AttachOptions& o, const Policy& p, const s
 
   // TC egress first: recording flows and marking DSCP is harmless on its own,
   // and a failed XDP attach below undoes it.
-  std::string tc_path = dir + "/" + kTcPin;
+  std::string tc_path = staging + "/" + kTcPin;
   if (bpf_obj_pin(tc_prog_fd(), tc_path.c_str()) != 0)
     return fail(sys_error("cannot pin program at " + tc_path, errno));
   {
     LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = static_cast<int>(ifindex), .attach_point = BPF_TC_EGRESS);
-    int err = bpf_tc_hook_create(&hook);
-    if (err && err != -EEXIST) return fail(sys_error("cannot create the clsact qdisc on " + o.ifname + where, -err));
-    // Recorded before the filter exists, so that a detach after a crash
-    // here still finds (and removes) what this attach made.
+    // Recorded before the qdisc and the filter exist, so that a detach after
+    // a crash anywhere from here on finds (and removes) what this attach made.
+    int had = clsact_exists(static_cast<int>(ifindex));
+    if (had < 0) return fail(make_error("cannot list the qdiscs of " + o.ifname + where));
     auto st = I.read_state();
     if (!st) return fail(st.error());
     sipxdp_state ns = st.value();
-    ns.tc_flags = SIPXDP_TC_ATTACHED | (err ? 0u : SIPXDP_TC_OWN_CLSACT);
+    ns.tc_flags = SIPXDP_TC_ATTACHED | (had ? 0u : SIPXDP_TC_OWN_CLSACT);
     ns.tc_ifindex = ifindex;
     uint32_t zero = 0;
     if (bpf_map_update_elem(I.fd(M_STATE), &zero, &ns, BPF_ANY) != 0)
       return fail(sys_error("cannot write map state", errno));
+    tc_on = true;
+    int err = bpf_tc_hook_create(&hook);
+    if (err == -EEXIST && !had) {  // someone else made one meanwhile: it is theirs
+      ns.tc_flags &= ~SIPXDP_TC_OWN_CLSACT;
+      if (bpf_map_update_elem(I.fd(M_STATE), &zero, &ns, BPF_ANY) != 0)
+        return fail(sys_error("cannot write map state", errno));
+    } else if (err && err != -EEXIST) {
+      return fail(sys_error("cannot create the clsact qdisc on " + o.ifname + where, -err));
+    }
     LIBBPF_OPTS(bpf_tc_opts, to, .prog_fd = tc_prog_fd(), .handle = SIPXDP_TC_HANDLE, .priority = SIPXDP_TC_PRIORITY);
     err = bpf_tc_attach(&hook, &to);
     if (err) {
@@ -1078,17 +1120,14 @@ Status Datapath::attach_and_pin(const AttachOptions& o, const Policy& p, const s
       if (err == -EEXIST)
         e.what += " (a filter already holds handle 0x" + hex(SIPXDP_TC_HANDLE) + " priority " +
                   std::to_string(SIPXDP_TC_PRIORITY) + ")";
-      (void)detach_tc(I.fd(M_STATE), dir);  // removes the clsact if it is ours
       return fail(e);
     }
   }
-  auto undo_tc = [&](Error e) -> Status {
-    (void)detach_tc(I.fd(M_STATE), dir);
-    return fail(e);
-  };
 
   uint32_t flags = o.mode == XdpMode::native ? XDP_FLAGS_DRV_MODE : o.mode == XdpMode::generic ? XDP_FLAGS_SKB_MODE : 0;
   LIBBPF_OPTS(bpf_link_create_opts, lo, .flags = flags);
+  // Until the link is pinned, only this process holds it: if it dies the
+  // program detaches with it.
   Fd link(bpf_link_create(xdp_prog_fd(), static_cast<int>(ifindex), BPF_XDP, &lo));
   if (!link.valid()) {
     int e = errno;
@@ -1096,11 +1135,16 @@ Status Datapath::attach_and_pin(const AttachOptions& o, const Policy& p, const s
     if (e == EOPNOTSUPP || e == EINVAL) why += " (the driver may lack native XDP; try --mode generic)";
     Error err = sys_error(why, e);
     err.detail = libbpf_log_tail();
-    return undo_tc(err);
+    return fail(err);
   }
-  std::string link_path = dir + "/" + kLinkPin;
-  if (bpf_obj_pin(link.get(), link_path.c_str()) != 0)
-    return undo_tc(sys_error("cannot pin link at " + link_path, errno));
+  std::string link_path = staging + "/" + kLinkPin;
+  if (bpf_obj_pin(link.get(), link_path.c_str()) != 0) return fail(sys_error("cannot pin link at " + link_path, errno));
+  if (::rename(staging.c_str(), dir.c_str()) != 0) {
+    Error e = sys_error("cannot rename " + staging + " to " + dir, errno);
+    (void)bpf_link_detach(link.get());
+    return fail(e);
+  }
+  I.dir = dir;
   return ok_status();
 }
 
@@ -1122,10 +1166,21 @@ Result<Datapath::LinkInfo> Datapath::link_info(const std::string& dir) {
 Status Datapath::detach(const std::string& dir) {
   struct stat sb {};
   if (stat(dir.c_str(), &sb) != 0) return sys_error("nothing attached at " + dir, errno);
+  Instance in = inspect_instance(dir);
   // The egress filter first, found through the state map: it must go even
-  // when the XDP link is already gone.
+  // when the XDP link is already gone. It lives in the instance's network
+  // namespace; if that namespace is gone, so is the filter.
   Fd state(bpf_obj_get((dir + "/state").c_str()));
-  if (state.valid()) SIPXDP_TRY(detach_tc(state.get(), dir));
+  uint32_t zero = 0;
+  sipxdp_state st{};
+  if (state.valid() && bpf_map_lookup_elem(state.get(), &zero, &st) == 0 && (st.tc_flags & SIPXDP_TC_ATTACHED) &&
+      (in.netns.empty() || netns_exists(in.netns))) {
+    auto scope = NetnsScope::enter(in.netns);
+    if (!scope) return scope.error();
+    auto cookie = current_netns_cookie();
+    if (!cookie) return cookie.error();
+    if (cookie.value() == st.netns_cookie) SIPXDP_TRY(detach_tc(state.get(), dir));
+  }
   std::string link_path = dir + "/" + kLinkPin;
   Fd fd(bpf_obj_get(link_path.c_str()));
   // Detach explicitly: another process holding the link must not keep it attached.
@@ -1136,34 +1191,10 @@ Status Datapath::detach(const std::string& dir) {
   return ok_status();
 }
 
-std::vector<std::string> attached_instances() {
-  std::vector<std::string> out;
-  if (DIR* d = opendir(pin_root().c_str())) {
-    while (dirent* e = readdir(d)) {
-      std::string n = e->d_name;
-      if (n != "." && n != "..") out.push_back(n);
-    }
-    closedir(d);
-  }
-  std::sort(out.begin(), out.end());
-  return out;
-}
-
-Result<std::unique_ptr<NetnsScope>> NetnsScope::enter(const std::string& name) {
-  if (name.empty() || name.find('/') != std::string::npos)
-    return make_error("bad network namespace name \"" + name + "\"");
-  std::unique_ptr<NetnsScope> s(new NetnsScope());
-  s->orig_.reset(::open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC));
-  if (!s->orig_.valid()) return sys_error("cannot open /proc/self/ns/net", errno);
-  std::string path = "/run/netns/" + name;
-  Fd target(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (!target.valid()) return sys_error("no network namespace " + name + " (ip netns add " + name + ")", errno);
-  if (setns(target.get(), CLONE_NEWNET) != 0) return sys_error("cannot enter network namespace " + name, errno);
-  return s;
-}
-
-NetnsScope::~NetnsScope() {
-  if (orig_.valid()) (void)setns(orig_.get(), CLONE_NEWNET);
+Result<bool> Datapath::detach_stray(const std::string& ifname) {
+  unsigned ifindex = if_nametoindex(ifname.c_str());
+  if (!ifindex) return false;
+  return remove_stray_filter(static_cast<int>(ifindex));
 }
 
 void set_libbpf_logger(std::function<void(const std::string&)> fn) {

@@ -45,23 +45,13 @@ ListDiff diff_list(const std::vector<std::pair<std::string, std::string>>& befor
 PolicyDiff diff_policy(const Manifest& live, const Policy& next) {
   PolicyDiff d;
   std::vector<std::pair<std::string, std::string>> before, after;
-  // Signatures cover every prefix; manifests written before them have only
-  // the (cut) match text, and then the new side is compared the same way.
-  const bool sigs = std::any_of(live.rules.begin(), live.rules.end(), [](auto& r) { return !r.sig.empty(); }) ||
-                    std::any_of(live.dscp.begin(), live.dscp.end(), [](auto& r) { return !r.sig.empty(); });
-  for (auto& r : live.rules) before.push_back({r.name, sigs ? r.sig : r.match + " " + r.action});
-  for (auto& r : next.rules)
-    after.push_back({r.name, sigs ? r.signature() : r.match_text() + " " + action_name(r.action)});
-  ListDiff rules = diff_list(before, after);
-  d.added = rules.added;
-  d.removed = rules.removed;
-  d.changed = rules.changed;
-  d.moved = rules.moved;
+  for (auto& r : live.rules) before.push_back({r.name, r.sig});
+  for (auto& r : next.rules) after.push_back({r.name, r.signature()});
+  d.rules = diff_list(before, after);
   before.clear();
   after.clear();
-  for (auto& r : live.dscp) before.push_back({r.name, sigs ? r.sig : r.match + " " + std::to_string(r.dscp)});
-  for (auto& r : next.dscp)
-    after.push_back({r.name, sigs ? r.signature() : r.match_text() + " " + std::to_string(r.dscp)});
+  for (auto& r : live.dscp) before.push_back({r.name, r.sig});
+  for (auto& r : next.dscp) after.push_back({r.name, r.signature()});
   d.dscp = diff_list(before, after);
   std::set<std::string> pats_before, pats_after(next.sip.patterns.begin(), next.sip.patterns.end());
   for (auto& pt : live.patterns) pats_before.insert(pt.pattern);
@@ -69,13 +59,79 @@ PolicyDiff diff_policy(const Manifest& live, const Policy& next) {
     if (!pats_before.count(pt)) d.patterns_added.push_back(pt);
   for (auto& pt : live.patterns)
     if (!pats_after.count(pt.pattern)) d.patterns_removed.push_back(pt.pattern);
-  d.default_before = live.default_action;
-  d.default_after = action_name(next.default_action);
-  d.stateful_before = live.stateful;
-  d.stateful_after = next.flows.stateful;
-  d.timeouts_before = live.flow_timeouts.empty() ? flow_timeouts_text(FlowConfig{}) : live.flow_timeouts;
-  d.timeouts_after = flow_timeouts_text(next.flows);
+  auto now = policy_settings(next);
+  std::set<std::string> names;
+  for (auto& [k, v] : live.settings) names.insert(k);
+  for (auto& [k, v] : now) names.insert(k);
+  for (auto& k : names) {
+    auto b = live.settings.find(k);
+    auto a = now.find(k);
+    std::vector<std::string> bv = b == live.settings.end() ? std::vector<std::string>{} : b->second;
+    std::vector<std::string> av = a == now.end() ? std::vector<std::string>{} : a->second;
+    if (bv == av) continue;
+    // Patterns added or removed are listed on their own; their order only matters when the set is the same.
+    if (k == "sip.pattern_order" && (!d.patterns_added.empty() || !d.patterns_removed.empty())) continue;
+    d.settings.push_back({k, bv, av});
+  }
   return d;
+}
+
+const SettingChange* PolicyDiff::setting(const std::string& name) const {
+  for (auto& s : settings)
+    if (s.name == name) return &s;
+  return nullptr;
+}
+
+namespace {
+
+std::string join_cut(const std::vector<std::string>& v, size_t max, const char* sep = " ") {
+  std::string out;
+  for (size_t i = 0; i < v.size() && i < max; ++i) out += (i ? sep : "") + v[i];
+  if (v.size() > max) out += std::string(sep) + "... (" + std::to_string(v.size()) + " in all)";
+  return out;
+}
+
+}  // namespace
+
+std::vector<std::string> PolicyDiff::lines(size_t max) const {
+  std::vector<std::string> out;
+  auto list = [&](const char* what, const std::vector<std::string>& v) {
+    if (!v.empty()) out.push_back(std::string(what) + ": " + join_cut(v, max));
+  };
+  list("rules added", rules.added);
+  list("rules removed", rules.removed);
+  list("rules changed", rules.changed);
+  list("rules moved", rules.moved);
+  list("patterns added", patterns_added);
+  list("patterns removed", patterns_removed);
+  list("dscp rules added", dscp.added);
+  list("dscp rules removed", dscp.removed);
+  list("dscp rules changed", dscp.changed);
+  list("dscp rules moved", dscp.moved);
+  for (auto& s : settings) {
+    bool scalar = !is_list_setting(s.name);
+    if (scalar) {
+      out.push_back(s.name + ": " + (s.before.empty() ? "-" : s.before[0]) + " -> " +
+                    (s.after.empty() ? "-" : s.after[0]));
+      continue;
+    }
+    std::multiset<std::string> b(s.before.begin(), s.before.end()), a(s.after.begin(), s.after.end());
+    if (a == b) {
+      out.push_back(s.name + " reordered: " + join_cut(s.before, max, ", ") + " -> " + join_cut(s.after, max, ", "));
+      continue;
+    }
+    std::vector<std::string> added, removed;
+    for (auto& x : s.after)
+      if (!b.count(x)) added.push_back(x);
+    for (auto& x : s.before)
+      if (!a.count(x)) removed.push_back(x);
+    std::string line = s.name + ":";
+    if (!added.empty()) line += " added " + join_cut(added, max);
+    if (!removed.empty()) line += std::string(added.empty() ? "" : ";") + " removed " + join_cut(removed, max);
+    out.push_back(line);
+  }
+  if (out.empty()) out.push_back("no change");
+  return out;
 }
 
 std::string SshSession::str() const {

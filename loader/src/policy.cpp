@@ -1,16 +1,19 @@
 #include "sipxdp/policy.h"
 
 #include "sipxdp/abi.h"
+#include "sipxdp/fd.h"
+#include "sipxdp/json_reader.h"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
-#include <fstream>
 #include <nlohmann/json.hpp>
 #include <set>
-#include <sstream>
 #include <variant>
 
 namespace sipxdp {
@@ -19,118 +22,7 @@ using json = nlohmann::json;
 
 namespace {
 
-using PathElem = std::variant<std::string, size_t>;
-using Path = std::vector<PathElem>;
-
-// nlohmann/json keeps no source positions, so errors about a value find it
-// again in the text by walking the same path with a minimal JSON scanner.
-class Locator {
- public:
-  explicit Locator(const std::string& t) : t_(t) {}
-
-  // Offset of the value at `path` (of its key when `key` is set), or npos.
-  size_t find(const Path& path, bool key) {
-    i_ = 0;
-    ws();
-    for (size_t d = 0; d < path.size(); ++d) {
-      if (i_ >= t_.size()) return std::string::npos;
-      if (auto* k = std::get_if<std::string>(&path[d])) {
-        if (t_[i_] != '{') return std::string::npos;
-        ++i_;
-        bool found = false;
-        for (;;) {
-          ws();
-          if (i_ >= t_.size() || t_[i_] == '}') return std::string::npos;
-          size_t key_at = i_;
-          std::string name = str();
-          ws();
-          if (i_ >= t_.size() || t_[i_] != ':') return std::string::npos;
-          ++i_;
-          ws();
-          if (name == *k) {
-            if (key && d + 1 == path.size()) return key_at;
-            found = true;
-            break;
-          }
-          skip();
-          ws();
-          if (i_ < t_.size() && t_[i_] == ',') ++i_;
-        }
-        if (!found) return std::string::npos;
-      } else {
-        size_t n = std::get<size_t>(path[d]);
-        if (t_[i_] != '[') return std::string::npos;
-        ++i_;
-        for (size_t e = 0; e < n; ++e) {
-          ws();
-          skip();
-          ws();
-          if (i_ >= t_.size() || t_[i_] != ',') return std::string::npos;
-          ++i_;
-        }
-        ws();
-      }
-    }
-    return i_;
-  }
-
- private:
-  void ws() {
-    while (i_ < t_.size() && (t_[i_] == ' ' || t_[i_] == '\t' || t_[i_] == '\n' || t_[i_] == '\r')) ++i_;
-  }
-  std::string str() {
-    std::string out;
-    if (i_ >= t_.size() || t_[i_] != '"') return out;
-    for (++i_; i_ < t_.size() && t_[i_] != '"'; ++i_) {
-      if (t_[i_] == '\\') ++i_;
-      if (i_ < t_.size()) out += t_[i_];
-    }
-    ++i_;
-    return out;
-  }
-  void skip() {
-    if (i_ >= t_.size()) return;
-    char c = t_[i_];
-    if (c == '"') {
-      str();
-    } else if (c == '{' || c == '[') {
-      int depth = 0;
-      while (i_ < t_.size()) {
-        char d = t_[i_];
-        if (d == '"') {
-          str();
-          continue;
-        }
-        if (d == '{' || d == '[') ++depth;
-        if (d == '}' || d == ']') {
-          if (--depth == 0) {
-            ++i_;
-            return;
-          }
-        }
-        ++i_;
-      }
-    } else {
-      while (i_ < t_.size() && !std::strchr(",}] \t\r\n", t_[i_])) ++i_;
-    }
-  }
-
-  const std::string& t_;
-  size_t i_ = 0;
-};
-
-std::string line_col(const std::string& text, size_t off) {
-  size_t line = 1, col = 1;
-  for (size_t i = 0; i < off && i < text.size(); ++i) {
-    if (text[i] == '\n') {
-      ++line;
-      col = 1;
-    } else {
-      ++col;
-    }
-  }
-  return std::to_string(line) + ":" + std::to_string(col);
-}
+using Path = JsonPath;
 
 // Raised inside the parser, turned into an Error with a position at the top.
 struct PolicyError {
@@ -152,7 +44,7 @@ class Parser {
     }
     if (!doc.contains("version")) fail({}, "missing \"version\" (use 1)");
     if (!doc["version"].is_number_integer() || doc["version"].get<int64_t>() != 1)
-      fail({"version"}, "unsupported version " + doc["version"].dump() + " (this sipxdp reads version 1)");
+      fail({"version"}, "unsupported version " + json_brief(doc["version"]) + " (this sipxdp reads version 1)");
     if (!doc.contains("default_action")) fail({}, "missing \"default_action\" (\"allow\" or \"drop\")");
     p.default_action = action(doc["default_action"], {"default_action"});
     if (doc.contains("description")) {
@@ -202,13 +94,19 @@ class Parser {
     throw PolicyError{std::move(path), at_key, rule.empty() ? cur_rule_ : rule, std::move(msg)};
   }
 
+ public:
+  std::vector<PolicyError> warnings;
+
+ private:
+  void warn(Path path, std::string msg) { warnings.push_back({std::move(path), false, cur_rule_, std::move(msg)}); }
+
   Action action(const json& v, const Path& at) {
     if (v.is_string()) {
       std::string s = v.get<std::string>();
-      if (s == "allow" || s == "accept") return Action::allow;
-      if (s == "drop" || s == "deny") return Action::drop;
+      if (s == "allow") return Action::allow;
+      if (s == "drop") return Action::drop;
     }
-    fail(at, "action must be \"allow\" or \"drop\", not " + v.dump());
+    fail(at, "action must be \"allow\" or \"drop\", not " + json_brief(v));
   }
 
   void sip(const json& v, SipConfig& out) {
@@ -219,7 +117,8 @@ class Parser {
       return p;
     };
     if (!v.is_object()) fail(at, "\"sip\" must be a JSON object");
-    static const std::set<std::string> known = {"scanner_patterns", "ignore_case", "ban_seconds", "trusted", "match"};
+    static const std::set<std::string> known = {"scanner_patterns", "ignore_case", "ban_seconds",
+                                                "trusted",          "match",       "fragments"};
     for (auto& [k, x] : v.items())
       if (!known.count(k)) fail(sub(k), "sip: unknown field \"" + k + "\"", true);
     if (v.contains("scanner_patterns")) {
@@ -233,7 +132,7 @@ class Parser {
       for (size_t i = 0; i < ps.size(); ++i) {
         Path p = sub("scanner_patterns");
         p.push_back(i);
-        if (!ps[i].is_string()) fail(p, "sip.scanner_patterns: a pattern must be a string, not " + ps[i].dump());
+        if (!ps[i].is_string()) fail(p, "sip.scanner_patterns: a pattern must be a string, not " + json_brief(ps[i]));
         std::string pat = ps[i].get<std::string>();
         if (pat.size() < SIPXDP_MIN_PATTERN_LEN || pat.size() > SIPXDP_MAX_PATTERN_LEN)
           fail(p, "sip.scanner_patterns: \"" + pat + "\" is " + std::to_string(pat.size()) + " bytes; patterns are " +
@@ -279,7 +178,46 @@ class Parser {
       else if (m == "headers")
         out.match = SipMatch::headers;
       else
-        fail(sub("match"), "sip.match must be \"payload\" or \"headers\", not " + m.dump());
+        fail(sub("match"), "sip.match must be \"payload\" or \"headers\", not " + json_brief(m));
+    }
+    if (v.contains("fragments")) {
+      const json& f = v["fragments"];
+      if (f == "inspect")
+        out.fragments = SipFragments::inspect;
+      else if (f == "drop")
+        out.fragments = SipFragments::drop;
+      else
+        fail(sub("fragments"), "sip.fragments must be \"inspect\" or \"drop\", not " + json_brief(f));
+    }
+    pattern_warnings(out);
+  }
+
+  // Patterns that are valid but likely to drop legitimate traffic, or never match.
+  void pattern_warnings(const SipConfig& sip) {
+    static const std::set<std::string> words = {
+        "accept",  "account", "admin",   "agent",    "allow",   "audio",  "auth",    "call",    "client",
+        "contact", "content", "data",    "device",   "expires", "from",   "guest",   "invite",  "message",
+        "network", "notify",  "options", "password", "phone",   "proxy",  "public",  "realm",   "register",
+        "request", "route",   "server",  "service",  "session", "status", "subject", "support", "system",
+        "test",    "unknown", "user",    "video",    "voice",   "voip",   "agent"};
+    for (size_t i = 0; i < sip.patterns.size(); ++i) {
+      const std::string& pat = sip.patterns[i];
+      Path at = {"sip", "scanner_patterns", i};
+      std::string q = escape_bytes(pat);
+      if (pat.size() < 5)
+        warn(at, "pattern \"" + q + "\" is " + std::to_string(pat.size()) +
+                     " bytes: a pattern this short is likely to occur in legitimate SIP messages");
+      std::string folded = pat;
+      for (auto& c : folded) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      if (sip.ignore_case && words.count(folded))
+        warn(at, "pattern \"" + q + "\" is a common word: with ignore_case it will match legitimate messages");
+      if (std::any_of(pat.begin(), pat.end(), [](char c) { return static_cast<unsigned char>(c) >= 0x80; }))
+        warn(at, "pattern \"" + q + "\" has non-ASCII bytes (ignore_case folds ASCII letters only)");
+      if (pat.find_first_of("\r\n") != std::string::npos)
+        warn(at, "pattern \"" + q + "\" contains CR or LF" +
+                     std::string(sip.match == SipMatch::headers
+                                     ? ": in headers mode lines are searched one at a time, so it can never match"
+                                     : ": it can only match across a line break"));
     }
   }
 
@@ -347,7 +285,8 @@ class Parser {
       if (!t.is_object())
         fail({"flow_timeouts"}, "\"flow_timeouts\" must be an object like {\"udp\": 60, \"tcp\": 600}");
       static const char* const kinds[] = {"tcp", "udp", "icmp"};
-      for (auto& [k, x] : t.items()) {
+      for (auto& [key, x] : t.items()) {
+        const std::string& k = key;  // a structured binding cannot be captured before C++20 in clang 14
         Path at = {"flow_timeouts", k};
         auto it = std::find_if(std::begin(kinds), std::end(kinds), [&](const char* n) { return k == n; });
         if (it == std::end(kinds)) fail(at, "flow_timeouts: unknown protocol \"" + k + "\" (tcp, udp, icmp)", true);
@@ -392,7 +331,7 @@ class Parser {
       r.class_name = std::to_string(c.get<int64_t>());
       dscp = static_cast<uint8_t>(c.get<int64_t>());
     }
-    if (!dscp) fail(sub("class"), "unknown DSCP class " + c.dump() + " (cs0-cs7, af11-af43, ef, va, le, or 0-63)");
+    if (!dscp) fail(sub("class"), "unknown DSCP class " + json_brief(c) + " (cs0-cs7, af11-af43, ef, va, le, or 0-63)");
     r.dscp = *dscp;
     if (v.contains("comment")) {
       if (!v["comment"].is_string()) fail(sub("comment"), "\"comment\" must be a string");
@@ -480,7 +419,7 @@ class Parser {
       } else if (x.is_number_integer() && x.get<int64_t>() >= 0 && x.get<int64_t>() <= 255) {
         num = static_cast<int>(x.get<int64_t>());
       } else {
-        fail(p, "protocol must be a name or a number 0-255, not " + x.dump());
+        fail(p, "protocol must be a name or a number 0-255, not " + json_brief(x));
       }
       any = false;
       ProtoKind k;
@@ -542,7 +481,7 @@ class Parser {
           out.push_back({static_cast<uint16_t>(lo), static_cast<uint16_t>(hi)});
         }
       } else {
-        fail(p, std::string(what) + " must be a number, a \"lo-hi\" string, or a list of them, not " + x.dump());
+        fail(p, std::string(what) + " must be a number, a \"lo-hi\" string, or a list of them, not " + json_brief(x));
       }
     };
     if (v.is_array()) {
@@ -559,9 +498,14 @@ class Parser {
   }
 
   Cidr cidr(const json& v, const Path& at) {
-    if (!v.is_string()) fail(at, "address must be a CIDR string, not " + v.dump());
+    if (!v.is_string()) fail(at, "address must be a CIDR string, not " + json_brief(v));
     auto c = parse_cidr(v.get<std::string>());
     if (!c) fail(at, c.error().what);
+    if (auto v4 = embedded_ipv4(c.value()))
+      warn(at, "\"" + v.get<std::string>() + "\" is an IPv4-" + (c->addr[10] ? "mapped" : "compatible") +
+                   " IPv6 prefix; packets on the wire never carry such addresses (sipxdp drops mapped loopback "
+                   "as martian): write the IPv4 prefix " +
+                   v4->str());
     return c.value();
   }
 
@@ -632,8 +576,8 @@ Result<Cidr> parse_cidr(const std::string& s) {
 }
 
 const std::vector<std::string>& SipConfig::default_patterns() {
-  static const std::vector<std::string> v = {
-      "friendly-scanner", "VaxSIPUserAgent", "sipcli", "sipvicious", "sip-scan", "iWar", "sundayddr", "sipsak"};
+  static const std::vector<std::string> v = {"friendly-scanner", "VaxSIPUserAgent",  "sipcli",    "sipvicious",
+                                             "sip-scan",         "User-Agent: iWar", "sundayddr", "sipsak"};
   return v;
 }
 
@@ -726,46 +670,114 @@ std::string Rule::match_text(size_t max_prefixes) const {
 }
 
 Result<Policy> parse_policy(const std::string& text, const std::string& origin) {
-  json doc;
-  try {
-    doc = json::parse(text, nullptr, true, /*ignore_comments=*/false);
-  } catch (const json::parse_error& e) {
-    // e.byte is 1-based and points just past the offending character.
-    size_t off = e.byte > 0 ? e.byte - 1 : 0;
-    std::string what = e.what();
-    auto p = what.find("parse error");
-    auto colon = what.find(": ", p == std::string::npos ? 0 : p);
-    std::string reason = colon == std::string::npos ? what : what.substr(colon + 2);
-    // Drop nlohmann's "at line N, column M" prefix: our own position comes first.
-    auto lc = reason.find("at line ");
-    if (lc == 0) {
-      auto c2 = reason.find(": ");
-      if (c2 != std::string::npos) reason = reason.substr(c2 + 2);
-    }
-    return make_error(origin + ":" + line_col(text, off) + ": invalid JSON: " + reason);
-  }
-  try {
-    Parser parser;
-    return parser.run(doc);
-  } catch (const PolicyError& e) {
-    Locator loc(text);
-    size_t off = loc.find(e.path, e.at_key);
-    std::string where = origin;
-    if (off != std::string::npos) where += ":" + line_col(text, off);
+  auto doc = read_json(text, origin);
+  if (!doc) return doc.error();
+  auto where = [&](const PolicyError& e) {
+    size_t off = doc->pos.find(e.path, e.at_key);
+    std::string at = origin;
+    if (off != JsonPositions::npos) at += ":" + line_col(text, off);
     std::string rule = e.rule.empty() ? "" : "rule \"" + e.rule + "\": ";
-    return make_error(where + ": " + rule + e.msg);
+    return one_line(at + ": " + rule + e.msg);
+  };
+  Parser parser;
+  try {
+    Policy p = parser.run(doc->root);
+    for (auto& w : parser.warnings) p.warnings.push_back(where(w));
+    return p;
+  } catch (const PolicyError& e) {
+    return make_error(where(e));
+  } catch (const std::exception& e) {
+    // A type the checks above did not foresee: still one line, never an abort.
+    return make_error(one_line(origin + ": " + e.what()));
   }
 }
 
+Result<std::string> read_policy_text(const std::string& path) {
+  Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd.valid()) return sys_error("cannot read policy " + path, errno);
+  struct stat st {};
+  if (fstat(fd.get(), &st) != 0) return sys_error("cannot read policy " + path, errno);
+  if (S_ISDIR(st.st_mode)) return make_error("cannot read policy " + path + ": it is a directory");
+  // Read with a bound whatever the file claims (/dev/zero, a FIFO...).
+  std::string text;
+  char buf[65536];
+  for (;;) {
+    ssize_t n = ::read(fd.get(), buf, sizeof(buf));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return sys_error("cannot read policy " + path, errno);
+    }
+    if (n == 0) break;
+    if (text.size() + size_t(n) > kMaxPolicyBytes)
+      return make_error("cannot read policy " + path + ": larger than " + std::to_string(kMaxPolicyBytes >> 20) +
+                        " MiB (the limit for a policy file)");
+    text.append(buf, size_t(n));
+  }
+  return text;
+}
+
 Result<Policy> load_policy_file(const std::string& path, std::string* text_out) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return sys_error("cannot read policy " + path, errno);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  std::string text = ss.str();
-  auto p = parse_policy(text, path);
-  if (p && text_out) *text_out = std::move(text);
+  auto text = read_policy_text(path);
+  if (!text) return text.error();
+  auto p = parse_policy(text.value(), path);
+  if (p && text_out) *text_out = std::move(text.value());
   return p;
+}
+
+std::string escape_bytes(const std::string& s) {
+  std::string out;
+  for (unsigned char c : s) {
+    switch (c) {
+      case '\r': out += "\\r"; break;
+      case '\n': out += "\\n"; break;
+      case '\t': out += "\\t"; break;
+      case '\\': out += "\\\\"; break;
+      case '"': out += "\\\""; break;
+      default:
+        if (c < 0x20 || c >= 0x7f) {
+          char b[8];
+          std::snprintf(b, sizeof(b), "\\x%02x", c);
+          out += b;
+        } else {
+          out += static_cast<char>(c);
+        }
+    }
+  }
+  return out;
+}
+
+std::string one_line(const std::string& s) {
+  std::string out;
+  for (unsigned char c : s) {
+    if (c >= 0x20 && c != 0x7f) {
+      out += static_cast<char>(c);
+    } else if (c == '\n') {
+      out += "\\n";
+    } else if (c == '\r') {
+      out += "\\r";
+    } else if (c == '\t') {
+      out += "\\t";
+    } else {
+      char b[8];
+      std::snprintf(b, sizeof(b), "\\x%02x", c);
+      out += b;
+    }
+  }
+  return out;
+}
+
+std::optional<Cidr> embedded_ipv4(const Cidr& c) {
+  if (c.family != 6 || c.plen < 96) return std::nullopt;
+  for (int i = 0; i < 10; ++i)
+    if (c.addr[i]) return std::nullopt;
+  bool mapped = c.addr[10] == 0xff && c.addr[11] == 0xff;
+  bool compat = c.addr[10] == 0 && c.addr[11] == 0 && c.addr[12] != 0;
+  if (!mapped && !compat) return std::nullopt;
+  Cidr v4;
+  v4.family = 4;
+  std::copy_n(c.addr.begin() + 12, 4, v4.addr.begin());
+  v4.plen = static_cast<uint8_t>(c.plen - 96);
+  return v4;
 }
 
 }  // namespace sipxdp

@@ -49,11 +49,23 @@ class PacketBuilder {
     dport_ = dport;
     return *this;
   }
-  PacketBuilder& tcp(uint16_t sport, uint16_t dport, uint8_t flags = 0x02) {
+  PacketBuilder& tcp(uint16_t sport, uint16_t dport, uint8_t flags = 0x02, uint32_t seq = 1) {
     proto_ = 6;
     sport_ = sport;
     dport_ = dport;
     tcp_flags_ = flags;
+    tcp_seq_ = seq;
+    return *this;
+  }
+  // The bytes of an IPv6 address written in full (e.g. IPv4-mapped forms).
+  PacketBuilder& ipv6_raw(const uint8_t* src, const uint8_t* dst) {
+    family_ = 6;
+    std::memcpy(src_, src, 16);
+    std::memcpy(dst_, dst, 16);
+    return *this;
+  }
+  PacketBuilder& payload_bytes(const std::vector<uint8_t>& b) {
+    payload_ = b;
     return *this;
   }
   PacketBuilder& icmp(uint8_t type, uint8_t code = 0) {
@@ -177,7 +189,7 @@ class PacketBuilder {
       } else if (proto_ == 6) {
         put16(b, sport_);
         put16(b, dport_);
-        put32(b, 1);
+        put32(b, tcp_seq_);
         put32(b, 0);
         b.push_back(5 << 4);
         b.push_back(tcp_flags_);
@@ -206,6 +218,7 @@ class PacketBuilder {
   uint8_t proto_ = 17;
   uint16_t sport_ = 0, dport_ = 0;
   uint8_t tcp_flags_ = 0x02;
+  uint32_t tcp_seq_ = 1;
   uint8_t icmp_type_ = 0, icmp_code_ = 0;
   uint16_t ethertype_ = 0;
   uint8_t tos_ = 0;

@@ -98,7 +98,9 @@ struct Harness {
     auto before = snapshot();
     run_it();
     auto after = snapshot();
-    for (auto& [name, v] : after) {
+    for (auto& entry : after) {
+      const std::string& name = entry.first;  // clang 14 cannot capture a structured binding
+      const CounterValue& v = entry.second;
       uint64_t dp_ = v.packets - before[name].packets, db = v.bytes - before[name].bytes;
       if (std::find(moved.begin(), moved.end(), name) != moved.end()) {
         CHECK_MESSAGE(dp_ == 1, desc << ": counter " << name << " moved by " << dp_ << " packets, want 1");

@@ -15,10 +15,20 @@ using namespace sipxdp::test;
 
 namespace {
 
+// Eight patterns of several lengths; the 4-byte "iWar" keeps the scanner's
+// shortest window under test. (The shipped defaults spell it as a whole
+// User-Agent line: 4 bytes match legitimate traffic by chance.)
 const std::vector<std::string> kDefaults = {
     "friendly-scanner", "VaxSIPUserAgent", "sipcli", "sipvicious", "sip-scan", "iWar", "sundayddr", "sipsak"};
 
-std::string policy(const std::string& sip_block) {
+// `sip_block` ("\"sip\": {...},"), with kDefaults as its patterns unless it names some.
+std::string policy(std::string sip_block) {
+  std::string pats = R"("scanner_patterns": ["friendly-scanner", "VaxSIPUserAgent", "sipcli", "sipvicious",
+      "sip-scan", "iWar", "sundayddr", "sipsak"])";
+  if (sip_block.empty())
+    sip_block = R"("sip": {)" + pats + "},";
+  else if (sip_block.find("scanner_patterns") == std::string::npos)
+    sip_block.insert(sip_block.find('{') + 1, pats + ", ");
   return R"({"version": 1, "default_action": "drop", )" + sip_block + R"(
   "rules": [
     {"name": "sip-udp", "proto": "udp", "dport": [5060, 5080], "action": "allow", "inspect_sip": true},

@@ -143,6 +143,65 @@ def tcp_upload(host, port, seconds, chunk=65536, gap=0.05):
     print(n, flush=True)
 
 
+def udp_grab(port, seconds, v6=False, marker=b"friendly-scanner"):
+    """Receives on PORT for SECONDS; prints 'ready', then JSON: datagrams, and how many held MARKER."""
+    import json
+    s = socket.socket(socket.AF_INET6 if v6 else socket.AF_INET, socket.SOCK_DGRAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if v6:
+        s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+    s.bind(("::" if v6 else "0.0.0.0", port))
+    print("ready", flush=True)
+    got, marked, sources = 0, 0, []
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        r, _, _ = select.select([s], [], [], max(0, deadline - time.time()))
+        if r:
+            data, addr = s.recvfrom(65535)
+            got += 1
+            marked += marker in data
+            sources.append(addr[0])
+    print(json.dumps({"datagrams": got, "marked": marked, "sources": sources}), flush=True)
+
+
+def tcp_grab(port, seconds, marker=b"friendly-scanner"):
+    """Accepts one connection on PORT, reads until it closes or SECONDS pass; prints 'ready', then JSON."""
+    import json
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("0.0.0.0", port))
+    s.listen(1)
+    s.settimeout(seconds)
+    print("ready", flush=True)
+    data = b""
+    deadline = time.time() + seconds
+    try:
+        c, _ = s.accept()
+        while time.time() < deadline:
+            c.settimeout(max(0.05, deadline - time.time()))
+            try:
+                chunk = c.recv(65536)
+            except socket.timeout:
+                break
+            if not chunk:
+                break
+            data += chunk
+    except OSError:
+        pass
+    print(json.dumps({"bytes": len(data), "marked": marker in data}), flush=True)
+
+
+def tcp_parts(host, port, gap, parts):
+    """Sends each part in its own segment (TCP_NODELAY, GAP seconds apart), then waits; exit 0."""
+    c = socket.create_connection((host, port), timeout=5)
+    c.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    for p in parts:
+        c.send(p.encode())
+        time.sleep(gap)
+    time.sleep(1.0)
+    c.close()
+
+
 if __name__ == "__main__":
     mode, args = sys.argv[1], sys.argv[2:]
     if mode == "udp-sink":
@@ -160,6 +219,12 @@ if __name__ == "__main__":
         tcp_sink(int(args[0]), float(args[1]))
     elif mode == "tcp-upload":
         tcp_upload(args[0], int(args[1]), float(args[2]))
+    elif mode == "udp-grab":
+        udp_grab(int(args[0]), float(args[1]), len(args) > 2 and args[2] == "v6")
+    elif mode == "tcp-grab":
+        tcp_grab(int(args[0]), float(args[1]))
+    elif mode == "tcp-parts":
+        tcp_parts(args[0], int(args[1]), float(args[2]), args[3:])
     elif mode == "tcp-try":
         tcp_try(args[0], int(args[1]), float(args[2]))
     else:

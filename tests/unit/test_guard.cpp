@@ -4,6 +4,8 @@
 
 #include "sipxdp/guard.h"
 
+#include <algorithm>
+
 using namespace sipxdp;
 using namespace sipxdp::test;
 
@@ -39,14 +41,29 @@ TEST_CASE("lock-out: which policies drop the session") {
   CHECK(!lockout_reason(parse_ok(R"({"version":1,"default_action":"allow","rules":[]})"), s));
 }
 
+namespace {
+
+// The manifest an attached instance would hold for `text`, read back from its stored form.
+Manifest live_manifest(const std::string& text) {
+  Policy p = parse_ok(text);
+  Manifest m = describe_policy(p, fresh_counters(p), text, "live.json", {"eth1", "", "auto"}, {});
+  auto enc = encode_manifest(m, manifest_capacity());
+  REQUIRE(enc.ok());
+  auto dec = decode_manifest(enc.value());
+  REQUIRE(dec.ok());
+  return dec.value();
+}
+
+}  // namespace
+
 TEST_CASE("policy diff") {
-  Manifest live;
-  live.default_action = "drop";
-  live.rules = {{"a", "udp dport 1", "allow", 512},
-                {"b", "udp dport 2", "allow", 513},
-                {"c", "udp dport 3", "allow", 514},
-                {"d", "udp dport 4", "allow", 515}};
-  live.patterns = {{"friendly-scanner", 600}, {"sipcli", 601}};
+  Manifest live = live_manifest(R"({"version":1,"default_action":"drop",
+    "sip":{"scanner_patterns":["friendly-scanner","sipcli"]},
+    "rules":[
+      {"name":"a","proto":"udp","dport":1,"action":"allow"},
+      {"name":"b","proto":"udp","dport":2,"action":"allow"},
+      {"name":"c","proto":"udp","dport":3,"action":"allow"},
+      {"name":"d","proto":"udp","dport":4,"action":"allow"}]})");
   Policy next = parse_ok(R"({"version":1,"default_action":"allow",
     "sip":{"scanner_patterns":["sipcli","iWar"]},
     "rules":[
@@ -55,24 +72,28 @@ TEST_CASE("policy diff") {
       {"name":"b","proto":"udp","dport":2,"action":"drop"},
       {"name":"e","proto":"udp","dport":5,"action":"allow"}]})");
   PolicyDiff d = diff_policy(live, next);
-  CHECK(d.added == std::vector<std::string>{"e"});
-  CHECK(d.removed == std::vector<std::string>{"d"});
-  CHECK(d.changed == std::vector<std::string>{"b"});
-  CHECK(d.moved == std::vector<std::string>{"c", "a", "b"});
+  CHECK(d.rules.added == std::vector<std::string>{"e"});
+  CHECK(d.rules.removed == std::vector<std::string>{"d"});
+  CHECK(d.rules.changed == std::vector<std::string>{"b"});
+  CHECK(d.rules.moved == std::vector<std::string>{"c", "a", "b"});
   CHECK(d.patterns_added == std::vector<std::string>{"iWar"});
   CHECK(d.patterns_removed == std::vector<std::string>{"friendly-scanner"});
-  CHECK(d.default_before == "drop");
-  CHECK(d.default_after == "allow");
+  REQUIRE(d.setting("default_action"));
+  CHECK(d.setting("default_action")->before == std::vector<std::string>{"drop"});
+  CHECK(d.setting("default_action")->after == std::vector<std::string>{"allow"});
+  CHECK(!d.setting("sip.pattern_order"));  // the set changed: added/removed say it
   CHECK(!d.empty());
+  auto lines = d.lines();
+  CHECK(std::find(lines.begin(), lines.end(), "default_action: drop -> allow") != lines.end());
+  CHECK(std::find(lines.begin(), lines.end(), "rules added: e") != lines.end());
 }
 
 TEST_CASE("policy diff: DSCP rules and stateful replies") {
-  Manifest live;
-  live.default_action = "drop";
-  live.stateful = true;
-  live.dscp = {{"sip", "udp sport 5060", "cs3", 24, 520},
-               {"rtp", "udp sport 16384-32768", "ef", 46, 521},
-               {"old", "tcp sport 5061", "cs3", 24, 522}};
+  Manifest live = live_manifest(R"({"version":1,"default_action":"drop","stateful":true,
+    "dscp":[
+      {"name":"sip","proto":"udp","sport":5060,"class":"cs3"},
+      {"name":"rtp","proto":"udp","sport":"16384-32768","class":"ef"},
+      {"name":"old","proto":"tcp","sport":5061,"class":"cs3"}]})");
   Policy next = parse_ok(R"({"version":1,"default_action":"drop","stateful":false,"flow_timeouts":{"udp":30},
     "dscp":[
       {"name":"rtp","proto":"udp","sport":"16384-32768","class":"ef"},
@@ -83,19 +104,66 @@ TEST_CASE("policy diff: DSCP rules and stateful replies") {
   CHECK(d.dscp.removed == std::vector<std::string>{"old"});
   CHECK(d.dscp.changed == std::vector<std::string>{"sip"});
   CHECK(d.dscp.moved == std::vector<std::string>{"rtp", "sip"});
-  CHECK(d.stateful_before);
-  CHECK_FALSE(d.stateful_after);
-  CHECK(d.timeouts_before == "tcp 600 udp 60 icmp 30");
-  CHECK(d.timeouts_after == "tcp 600 udp 30 icmp 30");
-  CHECK(d.added.empty());
+  REQUIRE(d.setting("stateful"));
+  CHECK(d.setting("stateful")->before == std::vector<std::string>{"on"});
+  CHECK(d.setting("stateful")->after == std::vector<std::string>{"off"});
+  REQUIRE(d.setting("flow_timeouts"));
+  CHECK(d.setting("flow_timeouts")->before == std::vector<std::string>{"tcp 600 udp 60 icmp 30"});
+  CHECK(d.setting("flow_timeouts")->after == std::vector<std::string>{"tcp 600 udp 30 icmp 30"});
+  CHECK(d.rules.added.empty());
   CHECK(!d.empty());
   // The same policy again: nothing changes.
-  Manifest same;
-  same.default_action = "drop";
-  same.dscp = {{"sip", "udp sport 5060", "cs3", 24, 520}};
-  CHECK(diff_policy(same, parse_ok(R"({"version":1,"default_action":"drop","stateful":false,
-    "dscp":[{"name":"sip","proto":"udp","sport":5060,"class":"cs3"}]})"))
-            .empty());
+  const char* same = R"({"version":1,"default_action":"drop","stateful":false,
+    "dscp":[{"name":"sip","proto":"udp","sport":5060,"class":"cs3"}]})";
+  CHECK(diff_policy(live_manifest(same), parse_ok(same)).empty());
+  CHECK(diff_policy(live_manifest(same), parse_ok(same)).lines() == std::vector<std::string>{"no change"});
+}
+
+TEST_CASE("policy diff: every setting of the sip block shows") {
+  const char* base = R"({"version":1,"default_action":"drop",
+    "sip":{"scanner_patterns":["friendly-scanner","sipcli"],"trusted":["198.18.0.0/24"]},
+    "rules":[{"name":"sip","proto":"udp","dport":5060,"action":"allow","inspect_sip":true}]})";
+  Manifest live = live_manifest(base);
+  CHECK(diff_policy(live, parse_ok(base)).empty());
+  auto with = [](const std::string& sip) {
+    return R"({"version":1,"default_action":"drop","sip":{"scanner_patterns":["friendly-scanner","sipcli"],)" + sip +
+           R"(},"rules":[{"name":"sip","proto":"udp","dport":5060,"action":"allow","inspect_sip":true}]})";
+  };
+  struct Case {
+    std::string sip, setting, line;
+  } cases[] = {
+      {R"("trusted":["198.18.0.0/24"],"match":"headers")", "sip.match", "sip.match: payload -> headers"},
+      {R"("trusted":["198.18.0.0/24"],"ignore_case":true)", "sip.ignore_case", "sip.ignore_case: off -> on"},
+      {R"("trusted":["198.18.0.0/24"],"ban_seconds":0)", "sip.ban_seconds", "sip.ban_seconds: 600 -> 0"},
+      {R"("trusted":["198.18.0.0/24"],"fragments":"drop")", "sip.fragments", "sip.fragments: inspect -> drop"},
+      {R"("trusted":["0.0.0.0/0"])", "sip.trusted", "sip.trusted: added 0.0.0.0/0; removed 198.18.0.0/24"},
+  };
+  for (auto& c : cases) {
+    CAPTURE(c.sip);
+    PolicyDiff d = diff_policy(live, parse_ok(with(c.sip)));
+    REQUIRE(d.settings.size() == 1);
+    CHECK(d.settings[0].name == c.setting);
+    CHECK(d.lines() == std::vector<std::string>{c.line});
+  }
+  Policy reordered = parse_ok(R"({"version":1,"default_action":"drop",
+    "sip":{"scanner_patterns":["sipcli","friendly-scanner"],"trusted":["198.18.0.0/24"]},
+    "rules":[{"name":"sip","proto":"udp","dport":5060,"action":"allow","inspect_sip":true}]})");
+  CHECK(diff_policy(live, reordered).lines() ==
+        std::vector<std::string>{"sip.pattern_order reordered: friendly-scanner, sipcli -> sipcli, friendly-scanner"});
+}
+
+TEST_CASE("policy diff: long lists are cut") {
+  std::string rules;
+  for (int i = 0; i < 30; ++i)
+    rules += std::string(i ? "," : "") + R"({"name":"r)" + std::to_string(i) + R"(","proto":"udp","dport":)" +
+             std::to_string(1000 + i) + R"(,"action":"allow"})";
+  Manifest live = live_manifest(R"({"version":1,"default_action":"drop","rules":[)" + rules + "]}");
+  PolicyDiff d = diff_policy(live, parse_ok(R"({"version":1,"default_action":"drop","rules":[]})"));
+  REQUIRE(d.rules.removed.size() == 30);
+  auto lines = d.lines();
+  REQUIRE(lines.size() == 1);
+  CHECK(lines[0].rfind("rules removed: r0 r1 ", 0) == 0);
+  CHECK(lines[0].find("r19 ... (30 in all)") != std::string::npos);
 }
 
 TEST_CASE("policy diff sees an edit past the third prefix of a list") {
@@ -111,13 +179,9 @@ TEST_CASE("policy diff sees an edit past the third prefix of a list") {
      "dst":["198.18.1.0/24","198.18.2.0/24","198.18.3.0/24","198.18.8.0/24"]}]})");
   // The match texts agree (cut after three prefixes); the signatures do not.
   CHECK(before.rules[0].match_text() == after.rules[0].match_text());
-  Manifest live;
-  live.default_action = "drop";
-  live.rules = {{"mgmt", before.rules[0].match_text(), "allow", 512, before.rules[0].signature()}};
-  live.dscp = {{"peers", before.dscp[0].match_text(), "ef", 46, 513, before.dscp[0].signature()}};
-  live.stateful = true;
+  Manifest live = describe_policy(before, fresh_counters(before), "", "", {}, {});
   PolicyDiff d = diff_policy(live, after);
-  CHECK(d.changed == std::vector<std::string>{"mgmt"});
+  CHECK(d.rules.changed == std::vector<std::string>{"mgmt"});
   CHECK(d.dscp.changed == std::vector<std::string>{"peers"});
   CHECK(diff_policy(live, before).empty());
 }

@@ -1,5 +1,7 @@
 #include <doctest/doctest.h>
 
+#include <algorithm>
+
 #include "policies.h"
 
 #include "sipxdp/policy.h"
@@ -136,4 +138,90 @@ TEST_CASE("a missing file is one clear error") {
   auto r = load_policy_file("/nonexistent/p.json");
   REQUIRE(!r.ok());
   CHECK(r.error().message() == "cannot read policy /nonexistent/p.json: No such file or directory");
+}
+
+TEST_CASE("hardening: duplicate keys are errors at the second occurrence") {
+  CHECK(parse_err(R"({"default_action":"drop","default_action":"allow","version":1})") ==
+        "p.json:1:26: invalid JSON: duplicate key \"default_action\" (first at 1:2)");
+  CHECK(parse_err("{\"version\":1,\"default_action\":\"drop\",\"rules\":[\n"
+                  "  {\"name\":\"a\",\"action\":\"drop\",\"action\":\"allow\"}]}") ==
+        "p.json:2:31: invalid JSON: duplicate key \"action\" (first at 2:15)");
+  CHECK(parse_err("{\"version\":1,\"default_action\":\"drop\",\"rules\":[\n"
+                  "  {\"name\":\"a\",\"src\":\"198.18.0.0/24\",\"action\":\"allow\",\"src\":\"0.0.0.0/0\"}]}")
+            .find("duplicate key \"src\"") != std::string::npos);
+  // The same key in different objects is fine.
+  parse_ok(
+      R"({"version":1,"default_action":"drop","rules":[{"name":"a","action":"drop"},{"name":"b","action":"drop"}]})");
+}
+
+TEST_CASE("hardening: numbers out of range, deep nesting and huge values never abort") {
+  CHECK(parse_err(R"({"version":1e309})") ==
+        "p.json:1:12: invalid JSON: number out of range (number overflow parsing '1e309')");
+  CHECK(parse_err(R"({"version":1,"default_action":"drop","flow_table_size":-1e400})").find("number out of range") !=
+        std::string::npos);
+  CHECK(parse_err(R"({"version":18446744073709551616,"default_action":"drop"})").find("unsupported version") !=
+        std::string::npos);
+  std::string deep = "{\"version\":1,\"default_action\":\"drop\",\"description\":" + std::string(100000, '[') +
+                     std::string(100000, ']') + "}";
+  CHECK(parse_err(deep) == "p.json:1:115: invalid JSON: nested deeper than 64 levels");
+  // An error about a large value quotes only its start.
+  std::string big(100000, 'x');
+  std::string e = parse_err(R"({"version":1,"default_action":")" + big + R"("})");
+  CHECK(e.size() < 200);
+  CHECK(e.find("action must be \"allow\" or \"drop\", not \"xxxx") != std::string::npos);
+  std::string nested = R"({"version":1,"default_action":[[[[[[1]]]]]]})";
+  CHECK(parse_err(nested) == "p.json:1:31: action must be \"allow\" or \"drop\", not a list");
+}
+
+TEST_CASE("hardening: files that are not policies") {
+  auto dir = load_policy_file("/");
+  REQUIRE(!dir.ok());
+  CHECK(dir.error().message() == "cannot read policy /: it is a directory");
+  auto zero = load_policy_file("/dev/zero");
+  REQUIRE(!zero.ok());
+  CHECK(zero.error().message() == "cannot read policy /dev/zero: larger than 8 MiB (the limit for a policy file)");
+}
+
+TEST_CASE("hardening: accept and deny are not actions") {
+  CHECK(parse_err(R"({"version":1,"default_action":"accept"})") ==
+        "p.json:1:31: action must be \"allow\" or \"drop\", not \"accept\"");
+  CHECK(parse_err(R"({"version":1,"default_action":"drop","rules":[{"name":"x","action":"deny"}]})") ==
+        "p.json:1:68: rule \"x\": action must be \"allow\" or \"drop\", not \"deny\"");
+}
+
+TEST_CASE("hardening: warnings for doubtful patterns and mapped prefixes") {
+  Policy p = parse_ok(R"({"version":1,"default_action":"drop",
+    "sip":{"scanner_patterns":["abc","system","caf\u00e9-scan","User-Agent: x\r\nFrom"],"ignore_case":true,"match":"headers"},
+    "rules":[{"name":"m","proto":"tcp","dport":22,"src":"::ffff:198.18.0.0/120","action":"allow"}]})");
+  auto has = [&](const std::string& s) {
+    return std::any_of(p.warnings.begin(), p.warnings.end(), [&](auto& w) { return w.find(s) != std::string::npos; });
+  };
+  CHECK(p.warnings.size() == 5);
+  CHECK(has("t.json:2:32: pattern \"abc\" is 3 bytes"));
+  CHECK(has("pattern \"system\" is a common word: with ignore_case"));
+  CHECK(has("pattern \"caf\\xc3\\xa9-scan\" has non-ASCII bytes"));
+  CHECK(has("pattern \"User-Agent: x\\r\\nFrom\" contains CR or LF: in headers mode"));
+  CHECK(has("rule \"m\": \"::ffff:198.18.0.0/120\" is an IPv4-mapped IPv6 prefix"));
+  CHECK(has("write the IPv4 prefix 198.18.0.0/24"));
+  // The defaults warn about nothing.
+  CHECK(parse_ok(R"({"version":1,"default_action":"drop","rules":[
+    {"name":"s","proto":"udp","dport":5060,"action":"allow","inspect_sip":true}]})")
+            .warnings.empty());
+}
+
+TEST_CASE("hardening: escape_bytes keeps one line") {
+  CHECK(escape_bytes("a\r\nb\t\"\\") == "a\\r\\nb\\t\\\"\\\\");
+  CHECK(escape_bytes(std::string("x\0y", 3)) == "x\\x00y");
+  CHECK(escape_bytes("\xff") == "\\xff");
+}
+
+TEST_CASE("hardening: errors quoting control characters stay one line") {
+  // Found by the fuzzer: a key holding an escaped newline.
+  std::string e = parse_err(R"({"version":1,"default_action":"drop","comm\u000at":1})");
+  CHECK(e == "p.json:1:38: unknown field \"comm\\nt\"");
+  e = parse_err(R"({"version":1,"default_action":"drop","rules":[{"name":"a\u0001b","action":"drop"}]})");
+  CHECK(e.find('\x01') == std::string::npos);
+  CHECK(e.find("rule \"a\\x01b\"") != std::string::npos);
+  e = parse_err("{\"version\":1,\"default_action\":\"drop\",\"a\\u000ab\":1,\"a\\u000ab\":2}");
+  CHECK(e.find('\n') == std::string::npos);
 }

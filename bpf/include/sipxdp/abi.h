@@ -20,7 +20,7 @@
 
 #include <linux/types.h>
 
-#define SIPXDP_ABI_VERSION 2
+#define SIPXDP_ABI_VERSION 3
 
 #define SIPXDP_GENS 2
 #define SIPXDP_MAX_RULES 16384
@@ -99,12 +99,21 @@ enum sipxdp_action {
 #define SIPXDP_RULE_NO_ADDR (1u << 1)
 #define SIPXDP_RULE_NO_SPORT_ADDR (1u << 2)
 
-/* What a packet does when its final class is cls: cls_rule[gen * MAX_CLASSES + cls]. */
+/*
+ * What a packet does when its final class is cls: cls_rule[gen * MAX_CLASSES + cls].
+ * comb holds a pair only where the result differs from the first class's
+ * "wild" class: its rules that every class of the other dimension holds
+ * (those with no constraint there). A missing pair means that wild class,
+ * so comb grows with the rules that constrain a dimension, not with the
+ * product of the classes.
+ */
 struct sipxdp_rule {
-	__u32 action;  /* enum sipxdp_action */
-	__u32 counter; /* slot in counters */
-	__u32 flags;   /* SIPXDP_RULE_* */
-	__u32 rule;    /* index in the policy, for tests and tracing */
+	__u32 action;	  /* enum sipxdp_action */
+	__u32 counter;	  /* slot in counters */
+	__u32 flags;	  /* SIPXDP_RULE_* */
+	__u32 wild_sport; /* COMB_PS miss: this class & rules with any source port */
+	__u32 wild_addr;  /* COMB_FINAL miss: this class & rules with any address */
+	__u32 wild_dst;	  /* COMB_AD miss (a source class): & rules with any destination */
 };
 
 /* Which dimensions the active policy uses; unused ones cost no lookup. */
@@ -133,14 +142,18 @@ struct sipxdp_policy_hdr {
 	__u32 flow_timeout_s[SIPXDP_FLOW_KINDS];
 };
 
-/* state[0]: the one word a policy edit writes to make a generation live. */
+/* state[0]: the one word a policy edit writes to make a generation live, and
+ * where the instance was attached (so that a detach can find and remove what
+ * an attach made, even one killed half-way).
+ */
 struct sipxdp_state {
 	__u32 active_gen;
 	__u32 abi_version;
-	__u32 manual_bans; /* entries in ban_prefixes: 0 skips the lookup */
-	__u32 tc_flags;	   /* SIPXDP_TC_*: how the egress program was attached */
-	__u32 tc_ifindex;  /* where (in the instance's network namespace) */
-	__u32 settled;	   /* loader: 1 once no packet can still see the other generation */
+	__u32 manual_bans;  /* entries in ban_prefixes: 0 skips the lookup */
+	__u32 tc_flags;	    /* SIPXDP_TC_*: how the egress program was attached */
+	__u32 tc_ifindex;   /* where (in the instance's network namespace) */
+	__u32 settled;	    /* loader: 1 once no packet can still see the other generation */
+	__u64 netns_cookie; /* the instance's network namespace (SO_NETNS_COOKIE) */
 };
 
 #define SIPXDP_TC_ATTACHED (1u << 0)
@@ -206,8 +219,19 @@ struct sipxdp_dscp_rule {
 	__u16 dport[SIPXDP_DSCP_RANGES][2];
 };
 
-/* Fragments: the first fragment's verdict, applied to the later ones. */
+/*
+ * Fragments. A datagram's state lives in `frags` from its first fragment
+ * seen (whichever that is) for SIPXDP_FRAG_TIMEOUT_NS: the first
+ * fragment's verdict, given to the later ones, and for datagrams whose rule
+ * searches for scanner patterns, the bytes on each side of a boundary not
+ * yet searched across (a pattern split between two fragments). Every
+ * non-last fragment of such a datagram must carry SIPXDP_EDGE_MAX bytes or
+ * more (real stacks send hundreds), so a pattern spans at most one boundary.
+ */
 #define SIPXDP_FRAG_TIMEOUT_NS (30ull * 1000000000ull) /* as net.ipv4.ipfrag_time */
+#define SIPXDP_EDGE_MAX 64 /* patterns are at most 64 bytes: 63 each side covers a crossing */
+#define SIPXDP_EDGE_KEEP (SIPXDP_EDGE_MAX - 1)
+#define SIPXDP_FRAG_EDGES 2
 
 struct sipxdp_frag_key {
 	__u32 id; /* IPv4 ID or IPv6 fragment identification */
@@ -218,25 +242,56 @@ struct sipxdp_frag_key {
 	__u8 dst[16];
 };
 
-struct sipxdp_frag_verdict {
+enum sipxdp_edge_kind {
+	SIPXDP_EDGE_FREE = 0,
+	SIPXDP_EDGE_TAIL = 1, /* bytes ending at off */
+	SIPXDP_EDGE_HEAD = 2, /* bytes starting at off */
+};
+
+struct sipxdp_edge {
+	__u16 off; /* the boundary, as an offset in the datagram */
+	__u8 len;
+	__u8 kind; /* enum sipxdp_edge_kind */
+	__u8 bytes[SIPXDP_EDGE_MAX];
+};
+
+struct sipxdp_frag_state {
 	__u64 expires_ns; /* CLOCK_MONOTONIC_COARSE */
-	__u32 action;	  /* enum sipxdp_action */
-	__u32 counter;	  /* the first fragment's counter slot */
+	__u32 action;	  /* enum sipxdp_action, once known */
+	__u32 counter;	  /* the first fragment's counter slot, once known */
+	__u8 known;	  /* the first fragment was judged */
+	__u8 inspect;	  /* its rule searches for scanner patterns (source not trusted) */
+	__u8 bad;	  /* cannot be searched whole: its fragments drop (counter `fragment`) */
+	__u8 hit;	  /* 1 + pattern index found in a fragment that came before the first */
+	__u32 pad;
+	struct sipxdp_edge edge[SIPXDP_FRAG_EDGES];
+};
+
+/* The last bytes of a TCP stream's previous segment (inspect_sip rules), so a
+ * pattern split between two segments is found: tcp_tails, per flow.
+ */
+struct sipxdp_stream_tail {
+	__u32 next_seq; /* host order: where the next in-order segment starts */
+	__u8 len;
+	__u8 pad[3];
+	__u8 bytes[SIPXDP_EDGE_MAX];
 };
 
 /* Counter slots (per-CPU packets and bytes, summed by the loader). */
 enum sipxdp_builtin_counter {
-	SIPXDP_CTR_NONIP = 0,	    /* non-IP frames (ARP, LLDP...): pass */
-	SIPXDP_CTR_MALFORMED = 1,   /* truncated or malformed headers: drop */
-	SIPXDP_CTR_MARTIAN = 2,	    /* 127.0.0.0/8 or ::1 on a non-loopback device: drop */
-	SIPXDP_CTR_DEFAULT = 3,	    /* no rule matched: policy default action */
-	SIPXDP_CTR_IPV6_ND = 4,	    /* ICMPv6 neighbour discovery: pass */
-	SIPXDP_CTR_FRAGMENT = 5,    /* non-first fragment without a known verdict: drop */
-	SIPXDP_CTR_NO_POLICY = 6,   /* no policy loaded yet: pass */
-	SIPXDP_CTR_BANNED = 7,	    /* source is banned: drop */
+	SIPXDP_CTR_NONIP = 0,	  /* non-IP frames (ARP, LLDP...): pass */
+	SIPXDP_CTR_MALFORMED = 1, /* truncated or malformed headers: drop */
+	SIPXDP_CTR_MARTIAN = 2,	  /* 127.0.0.0/8 or ::1 on a non-loopback device: drop */
+	SIPXDP_CTR_DEFAULT = 3,	  /* no rule matched: policy default action */
+	SIPXDP_CTR_IPV6_ND = 4,	  /* ICMPv6 neighbour discovery: pass */
+	SIPXDP_CTR_FRAGMENT = 5,  /* a fragment of a datagram that cannot be searched whole: drop */
+	SIPXDP_CTR_NO_POLICY = 6, /* no policy loaded yet: pass */
+	SIPXDP_CTR_BANNED = 7,	  /* source is banned: drop */
 	SIPXDP_CTR_ESTABLISHED = 8, /* reply to a flow this host opened: pass */
 	SIPXDP_CTR_EGRESS = 9,	    /* egress: packets seen (marked or not) */
-	SIPXDP_CTR_BUILTIN_NUM = 10,
+	SIPXDP_CTR_FRAG_EARLY =
+		10, /* later fragment before its first: to the kernel's reassembly */
+	SIPXDP_CTR_BUILTIN_NUM = 11,
 };
 
 #define SIPXDP_CTR_BUILTIN_MAX 32
@@ -272,6 +327,7 @@ struct sipxdp_counter {
 #define SIPXDP_SIP_IGNORE_CASE (1u << 0)
 #define SIPXDP_SIP_HEADERS (1u << 1) /* only User-Agent, From, To, Contact lines */
 #define SIPXDP_SIP_BAN (1u << 2)
+#define SIPXDP_SIP_FRAG_DROP (1u << 3) /* fragmented datagrams on inspect_sip rules drop */
 
 struct sipxdp_sip_cfg {
 	__u32 flags; /* SIPXDP_SIP_* */
@@ -338,7 +394,7 @@ struct sipxdp_ban_lpm6 {
 
 /* Manifest: the compiled policy's description (JSON text), for stats and status. */
 #define SIPXDP_MANIFEST_CHUNK 4096
-#define SIPXDP_MANIFEST_CHUNKS 1024 /* per generation: 4 MiB */
+#define SIPXDP_MANIFEST_CHUNKS 4096 /* per generation: 16 MiB, allocated as written */
 
 struct sipxdp_manifest_chunk {
 	__u8 data[SIPXDP_MANIFEST_CHUNK];

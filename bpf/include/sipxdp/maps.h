@@ -89,9 +89,12 @@ SIPXDP_MAP struct {
 	__type(value, struct sipxdp_counter);
 } counters SEC(".maps");
 
-/* Compiled policy description (JSON) per generation; read by the loader only. */
+/* Compiled policy description (JSON) per generation; read by the loader only.
+ * A hash without preallocation: it costs the chunks written, not its capacity.
+ */
 SIPXDP_MAP struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__uint(max_entries, SIPXDP_GENS *SIPXDP_MANIFEST_CHUNKS);
 	__type(key, __u32);
 	__type(value, struct sipxdp_manifest_chunk);
@@ -121,10 +124,29 @@ SIPXDP_MAP struct {
 	__type(value, struct sipxdp_scan_tables);
 } sip_tables SEC(".maps");
 
+/* The scratch buffer: the payload at [0, SIPXDP_SCAN_MAX), and from
+ * SCRATCH_EDGE up the bytes on both sides of a boundary (fragments, TCP
+ * segments). A power of two, so reads are masked indexes; + 8: word reads
+ * at the last index.
+ */
+#define SCRATCH_BUF 8192
+#define SCRATCH_EDGE 4352
+
+#define SCRATCH_PLANS 4
+#define EDGE_NEED_HEAD 1
+#define EDGE_NEED_TAIL 2
+
 struct scratch {
-	__u8 buf[SIPXDP_SCAN_MAX + 8]; /* + 8: word reads at the last offset */
-	__u32 nlines;		       /* "headers" mode: the header lines to search */
+	__u8 buf[SCRATCH_BUF + 8];
+	__u32 nlines; /* "headers" mode: the header lines to search */
 	__u32 lines[SIPXDP_MAX_SCAN_LINES][2];
+	__u32 nplan; /* ranges of buf the main program is to search (boundaries) */
+	__u32 plan[SCRATCH_PLANS][2];
+	__u32 edges; /* EDGE_NEED_*: what a fragment leaves for its neighbours */
+	__u32 edge_start;
+	__u32 edge_keep;
+	__u32 tail_len; /* a TCP segment's new tail, kept if it passes */
+	__u32 tail_next;
 };
 
 /* Per-CPU copy of the payload being searched. */
@@ -183,13 +205,21 @@ SIPXDP_MAP struct {
 	__type(value, struct sipxdp_ban);
 } ban_prefixes6 SEC(".maps");
 
-/* Verdicts of first fragments, keyed by datagram, for the later fragments. */
+/* Fragmented datagrams: verdicts and boundary bytes (abi.h). */
 SIPXDP_MAP struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 16384);
+	__uint(max_entries, 8192);
 	__type(key, struct sipxdp_frag_key);
-	__type(value, struct sipxdp_frag_verdict);
+	__type(value, struct sipxdp_frag_state);
 } frags SEC(".maps");
+
+/* TCP streams on inspect_sip rules: the last bytes of the previous segment. */
+SIPXDP_MAP struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 8192);
+	__type(key, struct sipxdp_flow_key);
+	__type(value, struct sipxdp_stream_tail);
+} tcp_tails SEC(".maps");
 
 struct rcu_inner {
 	__uint(type, BPF_MAP_TYPE_ARRAY);

@@ -34,6 +34,7 @@
 #define IPV4_FRAG_MF 0x2000
 
 struct cursor {
+	void *start; /* the frame's first byte: offsets are from here */
 	void *pos;
 	void *end;
 	/* 1 (TC): the payload may lie past `end`, in the skb's paged part, and
@@ -69,12 +70,16 @@ struct pkt {
 	__u8 proto;	 /* L4 protocol after extension headers */
 	__u8 frag_first; /* first fragment of a fragmented datagram */
 	__u8 frag_later; /* non-first fragment: no L4 header */
+	__u8 frag_more;	 /* more fragments follow this one */
+	__u16 frag_data; /* frame offset of the fragment's data (after IPv4 / fragment header) */
+	__u16 frag_off;	 /* where that data lies in the datagram, in bytes */
 	__u8 tos_or_tc;
 	__u8 icmp_type;
 	__u8 tcp_flags;
 	__be16 sport;
 	__be16 dport;
 	__u32 frag_id;
+	__u32 tcp_seq; /* host order */
 	union {
 		__be32 v4;
 		__u8 v6[16];
@@ -136,8 +141,11 @@ static __always_inline int parse_ipv4(struct cursor *c, struct pkt *p)
 		p->frag_later = 1;
 	else if (frag & IPV4_FRAG_MF)
 		p->frag_first = 1;
+	p->frag_more = !!(frag & IPV4_FRAG_MF);
+	p->frag_off = (frag & IPV4_FRAG_OFFSET_MASK) * 8;
 	p->frag_id = bpf_ntohs(ip->id);
 	c->pos += hlen;
+	p->frag_data = c->pos - c->start;
 	return 0;
 }
 
@@ -190,6 +198,9 @@ static __always_inline int parse_ipv6(struct cursor *c, struct pkt *p)
 			off = bpf_ntohs(fh->frag_off);
 			p->frag_id = bpf_ntohl(fh->identification);
 			c->pos = fh + 1;
+			p->frag_data = c->pos - c->start;
+			p->frag_off = off & IPV6_FRAG_OFFSET_MASK;
+			p->frag_more = off & IPV6_FRAG_MF;
 			if (off & IPV6_FRAG_OFFSET_MASK) {
 				/* What follows is payload, not headers. */
 				p->frag_later = 1;
@@ -205,8 +216,17 @@ static __always_inline int parse_ipv6(struct cursor *c, struct pkt *p)
 		if (c->pos > c->end)
 			return -1;
 	}
-	/* More extension headers than we walk: treat as malformed, never guess. */
-	return -1;
+	/* SIPXDP_MAX_EXTHDR headers walked: one more is more than we parse,
+	 * which is malformed for us (never guess past it).
+	 */
+	switch (nexthdr) {
+	case IPPROTO_HOPOPTS:
+	case IPPROTO_ROUTING:
+	case IPPROTO_DSTOPTS:
+	case IPPROTO_AH:
+	case IPPROTO_FRAGMENT:
+		return -1;
+	}
 done:
 	p->proto = nexthdr;
 	return 0;
@@ -228,6 +248,7 @@ static __always_inline int parse_l4(struct cursor *c, struct pkt *p)
 		p->sport = th->source;
 		p->dport = th->dest;
 		p->tcp_flags = ((__u8 *)th)[13];
+		p->tcp_seq = bpf_ntohl(th->seq);
 		c->pos += th->doff * 4;
 		return 0;
 	}

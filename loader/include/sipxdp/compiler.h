@@ -46,6 +46,7 @@ struct CompiledPolicy {
   std::vector<Lpm6Entry> lpm6;
   std::vector<CombEntry> comb;
   std::vector<sipxdp_rule> cls_rule;   // indexed by class; class 0 is the empty set
+  std::vector<int> cls_first;          // the first rule of each class (-1: none), for tests
   std::vector<uint32_t> rule_counter;  // counter slot of each rule
 
   // Scanner patterns: settings, patterns (lowercased with ignore_case) and the

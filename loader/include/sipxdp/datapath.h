@@ -10,58 +10,17 @@
 
 #include "sipxdp/compiler.h"
 #include "sipxdp/fd.h"
+#include "sipxdp/guard.h"
+#include "sipxdp/instance.h"
+#include "sipxdp/manifest.h"
 #include "sipxdp/policy.h"
 #include "sipxdp/result.h"
 
 namespace sipxdp {
 
-// Where pins live: /sys/fs/bpf/sipxdp/<ifname> (or <ifname>@<netns>).
-std::string pin_root();
-std::string pin_dir(const std::string& ifname, const std::string& netns);
-
 enum class XdpMode { auto_, native, generic };
 const char* xdp_mode_name(XdpMode m);
 Result<XdpMode> parse_xdp_mode(const std::string& s);
-
-// A rule as `stats` shows it, from the manifest of the live generation.
-struct RuleInfo {
-  std::string name;
-  std::string match;
-  std::string action;
-  uint32_t counter = 0;
-  std::string sig;  // Rule::signature(), for diffs ("" in manifests written before it)
-};
-
-// What the live policy is and where it came from (stored in the manifest map).
-struct Manifest {
-  std::string iface;
-  std::string netns;
-  std::string mode;
-  std::string policy_path;
-  std::string policy_sha256;
-  std::string default_action;
-  uint64_t applied_at = 0;  // unix seconds
-  uint32_t generation = 0;
-  std::vector<RuleInfo> rules;
-  struct Pattern {
-    std::string pattern;
-    uint32_t counter = 0;
-  };
-  std::vector<Pattern> patterns;
-  struct Dscp {
-    std::string name;
-    std::string match;
-    std::string cls;  // as written in the policy
-    uint32_t dscp = 0;
-    uint32_t counter = 0;
-    std::string sig;  // DscpRule::signature()
-  };
-  std::vector<Dscp> dscp;
-  bool stateful = false;
-  std::string flow_timeouts;                   // "tcp 600 udp 60 icmp 30"
-  std::string source;                          // the policy text as applied
-  std::string previous_path, previous_source;  // the policy it replaced (for rollback)
-};
 
 struct CounterValue {
   uint64_t packets = 0;
@@ -86,6 +45,7 @@ struct ApplySummary {
   size_t dscp = 0;
   size_t kept = 0, added = 0, removed = 0;
   std::vector<std::pair<std::string, CounterValue>> removed_counts;
+  PolicyDiff diff;  // what changed from the policy it replaced
 };
 
 // Names and descriptions of the built-in counters, by slot.
@@ -160,27 +120,18 @@ class Datapath {
     bool alive = false;
   };
   static Result<LinkInfo> link_info(const std::string& dir);
+  // Removes an instance: its egress filter (when its network namespace still
+  // exists), its XDP link and its pins. Works on defunct, orphaned and
+  // interrupted instances alike.
   static Status detach(const std::string& dir);
+  // Removes a sipxdp egress filter left on `ifname` (current network
+  // namespace) by an instance whose pins are gone; false when there is none.
+  static Result<bool> detach_stray(const std::string& ifname);
 
  private:
   Datapath();
   struct Impl;
   std::unique_ptr<Impl> impl_;
-};
-
-// Lists attached instances: directory names under pin_root().
-std::vector<std::string> attached_instances();
-
-// Runs the rest of the process in a named network namespace (/run/netns/NAME),
-// keeping the mount namespace, so pins land in the host's bpffs.
-class NetnsScope {
- public:
-  static Result<std::unique_ptr<NetnsScope>> enter(const std::string& name);
-  ~NetnsScope();
-
- private:
-  NetnsScope() = default;
-  Fd orig_;
 };
 
 // Routes libbpf's messages to a callback (the CLI shows them with --verbose).

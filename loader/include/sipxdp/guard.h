@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "sipxdp/datapath.h"
+#include "sipxdp/manifest.h"
 #include "sipxdp/policy.h"
 
 namespace sipxdp {
@@ -17,18 +17,24 @@ struct ListDiff {
   bool empty() const { return added.empty() && removed.empty() && changed.empty() && moved.empty(); }
 };
 
+// A setting (see policy_settings()) whose value changes.
+struct SettingChange {
+  std::string name;
+  std::vector<std::string> before, after;
+};
+
 struct PolicyDiff {
-  std::vector<std::string> added, removed, changed, moved;  // rule names
+  ListDiff rules;  // rule names
   std::vector<std::string> patterns_added, patterns_removed;
-  ListDiff dscp;                              // DSCP rule names
-  std::string default_before, default_after;  // equal when unchanged
-  bool stateful_before = false, stateful_after = false;
-  std::string timeouts_before, timeouts_after;  // flow timeouts, equal when unchanged
+  ListDiff dscp;  // DSCP rule names
+  std::vector<SettingChange> settings;
   bool empty() const {
-    return added.empty() && removed.empty() && changed.empty() && moved.empty() && patterns_added.empty() &&
-           patterns_removed.empty() && dscp.empty() && default_before == default_after &&
-           stateful_before == stateful_after && timeouts_before == timeouts_after;
+    return rules.empty() && patterns_added.empty() && patterns_removed.empty() && dscp.empty() && settings.empty();
   }
+  // One line per kind of change ("rules added: a b", "sip.match: payload -> headers");
+  // lists longer than `max_names` are cut with a count.
+  std::vector<std::string> lines(size_t max_names = 20) const;
+  const SettingChange* setting(const std::string& name) const;
 };
 
 // What applying `next` over the live policy described by `live` changes.

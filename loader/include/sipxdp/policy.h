@@ -56,6 +56,12 @@ enum class SipMatch : uint8_t {
   headers,  // only the User-Agent, From, To and Contact header lines
 };
 
+// Fragmented datagrams that a rule with "inspect_sip" lets in.
+enum class SipFragments : uint8_t {
+  inspect,  // every fragment is searched, and the bytes around each boundary
+  drop,     // dropped unless the source is trusted (the conservative choice)
+};
+
 // The "sip" block: scanner patterns for rules with "inspect_sip".
 struct SipConfig {
   std::vector<std::string> patterns;  // the defaults unless given
@@ -63,6 +69,7 @@ struct SipConfig {
   uint32_t ban_seconds = 600;  // 0: drop only, never ban
   std::vector<Cidr> trusted;   // never scanned, never banned
   SipMatch match = SipMatch::payload;
+  SipFragments fragments = SipFragments::inspect;
 
   static const std::vector<std::string>& default_patterns();
 };
@@ -98,7 +105,12 @@ struct Policy {
   SipConfig sip;
   std::vector<DscpRule> dscp;
   FlowConfig flows;
+  // "file:line:col: ..." lines about valid but doubtful settings.
+  std::vector<std::string> warnings;
 };
+
+// The largest policy file read (a bound for /dev/zero and mistakes alike).
+inline constexpr size_t kMaxPolicyBytes = 8u << 20;
 
 std::string sha256_hex(const std::string& data);
 
@@ -112,6 +124,18 @@ std::optional<uint8_t> parse_dscp_class(const std::string& s);
 // read "origin:line:col: rule "name": what is wrong".
 Result<Policy> parse_policy(const std::string& text, const std::string& origin);
 Result<Policy> load_policy_file(const std::string& path, std::string* text_out = nullptr);
+// The text of a policy file, at most kMaxPolicyBytes; a directory is an error.
+Result<std::string> read_policy_text(const std::string& path);
+
+// Bytes as a printable one-line string: \r \n \t \\ \" and \xNN for the rest.
+std::string escape_bytes(const std::string& s);
+// Text with its control characters escaped (\n, \xNN), everything else kept:
+// error messages quoting what a user wrote stay one line.
+std::string one_line(const std::string& s);
+
+// The IPv4 prefix inside an IPv4-mapped (::ffff:a.b.c.d) or IPv4-compatible
+// (::a.b.c.d) IPv6 prefix of length 96 or more.
+std::optional<Cidr> embedded_ipv4(const Cidr& c);
 
 // Parses "198.18.0.0/24", "2001:db8::1", ... (no host bits may be set).
 Result<Cidr> parse_cidr(const std::string& s);
