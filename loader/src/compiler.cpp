@@ -1,5 +1,7 @@
 #include "sipxdp/compiler.h"
 
+#include "sipxdp/reference.h"
+
 #include <algorithm>
 #include <cstring>
 #include <map>
@@ -295,16 +297,6 @@ std::vector<uint32_t> merged(std::vector<uint32_t> a, const std::vector<uint32_t
   return a;
 }
 
-bool prefix_contains(const Cidr& c, int family, const std::array<uint8_t, 16>& a) {
-  if (c.family != family) return false;
-  for (int i = 0; i < (family == 4 ? 4 : 16); ++i) {
-    int keep = std::clamp(c.plen - i * 8, 0, 8);
-    uint8_t mask = static_cast<uint8_t>(0xff00 >> keep);
-    if ((a[i] & mask) != c.addr[i]) return false;
-  }
-  return true;
-}
-
 }  // namespace
 
 Slots fresh_counters(const Policy& p) {
@@ -369,7 +361,7 @@ void compile_sip(const Policy& p, const Slots& slots, CompiledPolicy& out) {
   out.sip_cfg.npatterns = static_cast<uint32_t>(sip.patterns.size());
   out.sip_cfg.window = static_cast<uint32_t>(window);
   out.sip_cfg.prefix_len = static_cast<uint32_t>(prefix_len);
-  out.sip_cfg.ban_ns = uint64_t(sip.ban_seconds) * 1000000000ull;
+  out.sip_cfg.ban_ns = uint64_t(sip.ban_seconds) * NSEC_PER_SEC;
   for (auto& c : sip.trusted) {
     if (c.family == 4) {
       Lpm4Entry e{SIPXDP_DIR_TRUSTED, {}, c.plen, 1};
@@ -427,35 +419,6 @@ void compile_dscp(const Policy& p, const Slots& slots, CompiledPolicy& out) {
 
 }  // namespace
 
-int compiled_scan(const CompiledPolicy& c, const std::string& payload) {
-  if (!c.tables || c.patterns.empty()) return -1;
-  const sipxdp_scan_tables& t = *c.tables;
-  const size_t window = c.sip_cfg.window, end = std::min<size_t>(payload.size(), SIPXDP_SCAN_MAX);
-  const bool icase = c.sip_cfg.flags & SIPXDP_SIP_IGNORE_CASE;
-  auto at = [&](size_t i) { return i < payload.size() ? static_cast<uint8_t>(payload[i]) : uint8_t(0); };
-  int best = -1;  // the earliest-listed pattern wins, as in the kernel
-  for (size_t pos = 1; pos < end && best != 0; pos += window - 1) {
-    uint8_t offs = t.grams[(uint32_t(at(pos - 1)) << 8) | at(pos)];
-    for (size_t j = 0; j + 1 < SIPXDP_SCAN_MAX_WINDOW; ++j) {
-      if (!(offs & (1u << j)) || j + 1 > pos) continue;
-      size_t start = pos - 1 - j;
-      uint32_t word = uint32_t(at(start)) | uint32_t(at(start + 1)) << 8 | uint32_t(at(start + 2)) << 16 |
-                      uint32_t(at(start + 3)) << 24;
-      uint8_t idx = t.prefix[sipxdp_prefix_hash(word, c.sip_cfg.prefix_len)];
-      uint64_t mask = idx ? t.masks[idx] : 0;
-      for (size_t i = 0; i < c.patterns.size() && (best < 0 || int(i) < best); ++i) {
-        if (!(mask & (1ull << i))) continue;
-        const sipxdp_pattern& pat = c.patterns[i];
-        if (start + pat.len > end) continue;
-        size_t k = 0;
-        while (k < pat.len && (icase ? lower(at(start + k)) : at(start + k)) == pat.bytes[k]) ++k;
-        if (k == pat.len) best = static_cast<int>(i);
-      }
-    }
-  }
-  return best;
-}
-
 namespace {
 
 uint32_t rule_flags(const Rule& r) {
@@ -473,7 +436,6 @@ Result<CompiledPolicy> compile_policy(const Policy& p, const Slots& slots) {
   const std::vector<uint32_t>& rule_counter = slots.rules;
   CompiledPolicy out;
   Classes cls(std::max<size_t>(p.rules.size(), 1));
-  out.rule_counter = rule_counter;
   out.port_class.assign(size_t(SIPXDP_PT_NUM) * SIPXDP_PORTS, 0);
 
   bool use_sport = false, use_src = false, use_dst = false;
@@ -554,120 +516,12 @@ Result<CompiledPolicy> compile_policy(const Policy& p, const Slots& slots) {
   out.hdr.flags = SIPXDP_HDR_VALID | (use_sport ? SIPXDP_HDR_SPORT : 0) | (use_src ? SIPXDP_HDR_SRC : 0) |
                   (use_dst ? SIPXDP_HDR_DST : 0);
   out.hdr.default_action = p.default_action == Action::allow ? SIPXDP_ACT_ALLOW : SIPXDP_ACT_DROP;
-  out.hdr.nrules = static_cast<uint32_t>(p.rules.size());
   compile_sip(p, slots, out);
   compile_dscp(p, slots, out);
   if (out.lpm4.size() > SIPXDP_MAX_ENTRIES_PER_GEN || out.lpm6.size() > SIPXDP_MAX_ENTRIES_PER_GEN)
     return make_error("policy too large: more than " + std::to_string(SIPXDP_MAX_ENTRIES_PER_GEN) +
                       " distinct prefixes of one family");
   return out;
-}
-
-int reference_match(const Policy& p, const PacketKey& k) {
-  for (size_t i = 0; i < p.rules.size(); ++i) {
-    const Rule& r = p.rules[i];
-    bool proto_ok;
-    uint16_t value = k.dport;
-    const std::vector<PortRange>* ranges = nullptr;
-    if (any_proto(r)) {
-      proto_ok = true;
-    } else if (k.proto == 6 && has_kind(r, ProtoKind::tcp)) {
-      proto_ok = true, ranges = &r.dport;
-    } else if (k.proto == 17 && has_kind(r, ProtoKind::udp)) {
-      proto_ok = true, ranges = &r.dport;
-    } else if (k.proto == 1 && k.family == 4 && has_kind(r, ProtoKind::icmp)) {
-      proto_ok = true, ranges = &r.icmp_type;
-    } else if (k.proto == 58 && k.family == 6 && has_kind(r, ProtoKind::icmpv6)) {
-      proto_ok = true, ranges = &r.icmp_type;
-    } else {
-      bool special =
-          k.proto == 6 || k.proto == 17 || (k.proto == 1 && k.family == 4) || (k.proto == 58 && k.family == 6);
-      proto_ok = !special && std::find(r.other_protos.begin(), r.other_protos.end(), k.proto) != r.other_protos.end();
-    }
-    if (!proto_ok) continue;
-    auto in = [](const std::vector<PortRange>& rs, uint16_t v) {
-      return rs.empty() || std::any_of(rs.begin(), rs.end(), [&](auto& x) { return v >= x.lo && v <= x.hi; });
-    };
-    if (ranges && !in(*ranges, value)) continue;
-    bool l4ports = k.proto == 6 || k.proto == 17;
-    if (!r.sport.empty() && !(l4ports && in(r.sport, k.sport))) continue;
-    auto addr_ok = [&](const std::vector<Cidr>& cs, const std::array<uint8_t, 16>& a) {
-      return cs.empty() || std::any_of(cs.begin(), cs.end(), [&](auto& c) { return prefix_contains(c, k.family, a); });
-    };
-    if (!addr_ok(r.src, k.src) || !addr_ok(r.dst, k.dst)) continue;
-    return static_cast<int>(i);
-  }
-  return -1;
-}
-
-int compiled_match(const CompiledPolicy& c, const PacketKey& k) {
-  auto port = [&](int t, uint32_t v) { return c.port_class[size_t(t) * SIPXDP_PORTS + v]; };
-  auto comb = [&](uint8_t stage, uint32_t a, uint32_t b) -> uint32_t {
-    if (!a || !b) return 0;
-    for (auto& e : c.comb)
-      if (e.stage == stage && e.a == a && e.b == b) return e.cls;
-    return 0;
-  };
-  auto addr = [&](uint8_t dir) -> uint32_t {
-    int best = -1;
-    uint32_t cls = 0;
-    const auto& a = dir == SIPXDP_DIR_SRC ? k.src : k.dst;
-    auto consider = [&](int family, const uint8_t* pa, int plen, uint32_t v) {
-      Cidr cc;
-      cc.family = family;
-      std::copy_n(pa, family == 4 ? 4 : 16, cc.addr.begin());
-      cc.plen = static_cast<uint8_t>(plen);
-      if (prefix_contains(cc, k.family, a) && plen > best) best = plen, cls = v;
-    };
-    if (k.family == 4) {
-      for (auto& e : c.lpm4)
-        if (e.dir == dir) consider(4, e.addr.data(), e.plen, e.cls);
-    } else {
-      for (auto& e : c.lpm6)
-        if (e.dir == dir) consider(6, e.addr.data(), e.plen, e.cls);
-    }
-    return cls;
-  };
-  int table;
-  uint32_t v;
-  if (k.proto == 6)
-    table = SIPXDP_PT_TCP, v = k.dport;
-  else if (k.proto == 17)
-    table = SIPXDP_PT_UDP, v = k.dport;
-  else if (k.proto == 1 && k.family == 4)
-    table = SIPXDP_PT_ICMP, v = k.dport & 0xff;
-  else if (k.proto == 58 && k.family == 6)
-    table = SIPXDP_PT_ICMP6, v = k.dport & 0xff;
-  else
-    table = SIPXDP_PT_OTHER, v = k.proto;
-  uint32_t cls = port(table, v);
-  uint32_t f = c.hdr.flags;
-  // As the kernel: a class whose first rule matches any source port (and
-  // address) is the answer already.
-  auto flags = [&](uint32_t cl) { return cl < c.cls_rule.size() ? c.cls_rule[cl].flags : 0u; };
-  // A missing combination means the intersection is the first class's
-  // rules that every class of the other dimension holds (its wild class).
-  auto rule_of = [&](uint32_t cl) { return cl < c.cls_rule.size() ? c.cls_rule[cl] : sipxdp_rule{}; };
-  if (cls && !(flags(cls) & SIPXDP_RULE_NO_SPORT_ADDR) && (f & SIPXDP_HDR_SPORT)) {
-    uint32_t n = comb(SIPXDP_COMB_PS, cls, port(SIPXDP_PT_SPORT, table <= SIPXDP_PT_UDP ? k.sport : 0));
-    cls = n ? n : rule_of(cls).wild_sport;
-  }
-  if (cls && !(flags(cls) & SIPXDP_RULE_NO_ADDR) && (f & (SIPXDP_HDR_SRC | SIPXDP_HDR_DST))) {
-    uint32_t a;
-    if (!(f & SIPXDP_HDR_DST)) {
-      a = addr(SIPXDP_DIR_SRC);
-    } else if (!(f & SIPXDP_HDR_SRC)) {
-      a = addr(SIPXDP_DIR_DST);
-    } else {
-      uint32_t s = addr(SIPXDP_DIR_SRC);
-      a = comb(SIPXDP_COMB_AD, s, addr(SIPXDP_DIR_DST));
-      if (!a) a = rule_of(s).wild_dst;
-    }
-    uint32_t n = comb(SIPXDP_COMB_FINAL, cls, a);
-    cls = n ? n : rule_of(cls).wild_addr;
-  }
-  if (!cls || cls >= c.cls_first.size()) return -1;
-  return c.cls_first[cls];
 }
 
 }  // namespace sipxdp

@@ -1,11 +1,16 @@
 #include "sipxdp/guard.h"
 
+#include <ifaddrs.h>
+#include <netinet/in.h>
+
+#include <cstring>
+
 #include <algorithm>
 #include <map>
 #include <set>
 #include <sstream>
 
-#include "sipxdp/compiler.h"
+#include "sipxdp/reference.h"
 
 namespace sipxdp {
 
@@ -74,6 +79,20 @@ PolicyDiff diff_policy(const Manifest& live, const Policy& next) {
     d.settings.push_back({k, bv, av});
   }
   return d;
+}
+
+nlohmann::json to_json(const PolicyDiff& d) {
+  auto list = [](const ListDiff& l) {
+    return nlohmann::json{{"added", l.added}, {"removed", l.removed}, {"changed", l.changed}, {"moved", l.moved}};
+  };
+  nlohmann::json settings = nlohmann::json::array();
+  for (auto& s : d.settings) settings.push_back({{"name", s.name}, {"before", s.before}, {"after", s.after}});
+  return {{"empty", d.empty()},
+          {"rules", list(d.rules)},
+          {"patterns", {{"added", d.patterns_added}, {"removed", d.patterns_removed}}},
+          {"dscp", list(d.dscp)},
+          {"settings", settings},
+          {"lines", d.lines(SIZE_MAX)}};
 }
 
 const SettingChange* PolicyDiff::setting(const std::string& name) const {
@@ -166,7 +185,7 @@ std::optional<SshSession> parse_ssh_connection(const char* value) {
 std::optional<std::string> lockout_reason(const Policy& p, const SshSession& s) {
   PacketKey k;
   k.family = s.client.family;
-  k.proto = 6;
+  k.proto = IPPROTO_TCP;
   k.sport = s.client_port;
   k.dport = s.server_port;
   k.src = s.client.addr;
@@ -178,6 +197,30 @@ std::optional<std::string> lockout_reason(const Policy& p, const SshSession& s) 
   }
   if (p.default_action == Action::allow) return std::nullopt;
   return "no rule allows it and the default action is drop";
+}
+
+std::optional<std::string> ssh_lockout(const Policy& p, const std::string& iface, const char* ssh_connection) {
+  auto ssh = parse_ssh_connection(ssh_connection);
+  if (!ssh) return std::nullopt;
+  bool on_iface = false;
+  ifaddrs* ifa = nullptr;
+  if (getifaddrs(&ifa) == 0) {
+    for (ifaddrs* i = ifa; i; i = i->ifa_next) {
+      if (!i->ifa_addr || iface != i->ifa_name) continue;
+      if (i->ifa_addr->sa_family == AF_INET && ssh->server.family == 4)
+        on_iface |=
+            std::memcmp(&reinterpret_cast<sockaddr_in*>(i->ifa_addr)->sin_addr, ssh->server.addr.data(), 4) == 0;
+      if (i->ifa_addr->sa_family == AF_INET6 && ssh->server.family == 6)
+        on_iface |=
+            std::memcmp(&reinterpret_cast<sockaddr_in6*>(i->ifa_addr)->sin6_addr, ssh->server.addr.data(), 16) == 0;
+    }
+    freeifaddrs(ifa);
+  }
+  if (!on_iface) return std::nullopt;
+  auto why = lockout_reason(p, *ssh);
+  if (!why) return std::nullopt;
+  return "refusing: this policy would drop your SSH session " + ssh->str() + " (" + *why +
+         "); fix the policy, or use --force";
 }
 
 }  // namespace sipxdp

@@ -1,9 +1,12 @@
 #include "sipxdp/instance.h"
 
 #include <bpf/bpf.h>
+#include <bpf/libbpf.h>
 #include <dirent.h>
 #include <fcntl.h>
+#include <linux/if_link.h>
 #include <linux/magic.h>
+#include <net/if.h>
 #include <sched.h>
 #include <sys/file.h>
 #include <sys/mount.h>
@@ -267,6 +270,20 @@ Instance inspect_instance(const std::string& dir) {
         "nothing is filtered: detach it, then attach again";
   }
   return in;
+}
+
+std::string instance_xdp_mode(const Instance& in) {
+  auto scope = NetnsScope::enter(in.netns);
+  unsigned idx = scope ? if_nametoindex(in.ifname.c_str()) : 0;
+  LIBBPF_OPTS(bpf_xdp_query_opts, q);
+  if (!idx || bpf_xdp_query(static_cast<int>(idx), 0, &q) != 0) return "-";
+  switch (q.attach_mode) {
+    case XDP_ATTACHED_DRV: return "native";
+    case XDP_ATTACHED_SKB: return "generic";
+    case XDP_ATTACHED_HW: return "offload";
+    case XDP_ATTACHED_MULTI: return "multi";
+  }
+  return "none";
 }
 
 std::vector<Instance> list_instances() {

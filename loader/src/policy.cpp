@@ -346,14 +346,14 @@ class Parser {
         if (!tmp.other_protos.empty()) {
           r.proto = tmp.other_protos[0];
         } else {
-          static const uint8_t num[] = {6, 17, 1, 58};
-          r.proto = num[static_cast<int>(tmp.protos[0])];
+          r.proto = protocol_of(tmp.protos[0]);
         }
       }
     }
     for (const char* f : {"sport", "dport"}) {
       if (!v.contains(f)) continue;
-      if (r.proto != 6 && r.proto != 17) fail(sub(f), std::string("\"") + f + "\" needs \"proto\" tcp or udp");
+      if (r.proto != IPPROTO_TCP && r.proto != IPPROTO_UDP)
+        fail(sub(f), std::string("\"") + f + "\" needs \"proto\" tcp or udp");
       auto rs = ports(v[f], sub(f), 65535, "port");
       if (rs.size() > SIPXDP_DSCP_RANGES)
         fail(sub(f), std::string("\"") + f + "\": " + std::to_string(rs.size()) + " ports or ranges, at most " +
@@ -398,41 +398,22 @@ class Parser {
         std::string s = x.get<std::string>();
         std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
         if (s == "any" || s == "all") return void(any = true);
-        if (s == "tcp")
-          num = 6;
-        else if (s == "udp")
-          num = 17;
-        else if (s == "icmp")
-          num = 1;
-        else if (s == "icmpv6" || s == "ipv6-icmp")
-          num = 58;
-        else if (s == "gre")
-          num = 47;
-        else if (s == "esp")
-          num = 50;
-        else if (s == "ah")
-          num = 51;
-        else if (s == "sctp")
-          num = 132;
-        else
-          fail(p, "unknown protocol \"" + s + "\" (tcp, udp, icmp, icmpv6, any, or a number 0-255)");
+        auto n = protocol_number(s);
+        if (!n) fail(p, "unknown protocol \"" + s + "\" (tcp, udp, icmp, icmpv6, any, or a number 0-255)");
+        num = *n;
       } else if (x.is_number_integer() && x.get<int64_t>() >= 0 && x.get<int64_t>() <= 255) {
         num = static_cast<int>(x.get<int64_t>());
       } else {
         fail(p, "protocol must be a name or a number 0-255, not " + json_brief(x));
       }
       any = false;
-      ProtoKind k;
-      switch (num) {
-        case 6: k = ProtoKind::tcp; break;
-        case 17: k = ProtoKind::udp; break;
-        case 1: k = ProtoKind::icmp; break;
-        case 58: k = ProtoKind::icmpv6; break;
-        default:
-          if (std::find(r.other_protos.begin(), r.other_protos.end(), num) == r.other_protos.end())
-            r.other_protos.push_back(static_cast<uint8_t>(num));
-          return;
+      auto kind = proto_kind(static_cast<uint8_t>(num));
+      if (!kind) {
+        if (std::find(r.other_protos.begin(), r.other_protos.end(), num) == r.other_protos.end())
+          r.other_protos.push_back(static_cast<uint8_t>(num));
+        return;
       }
+      ProtoKind k = *kind;
       if (std::find(r.protos.begin(), r.protos.end(), k) == r.protos.end()) r.protos.push_back(k);
     };
     if (v.is_array()) {
@@ -608,12 +589,7 @@ std::string DscpRule::match_text(size_t max_prefixes) const {
     if (!s.empty()) s += " ";
     s += w;
   };
-  add(proto == 0    ? "any"
-      : proto == 6  ? "tcp"
-      : proto == 17 ? "udp"
-      : proto == 1  ? "icmp"
-      : proto == 58 ? "icmpv6"
-                    : std::to_string(proto));
+  add(proto == 0 ? "any" : protocol_name(proto));
   if (!sport.empty()) add("sport " + join_ranges(sport));
   if (!dport.empty()) add("dport " + join_ranges(dport));
   if (!dst.empty()) add("dst " + cidr_list_text(dst, max_prefixes));
@@ -624,13 +600,57 @@ const char* action_name(Action a) {
   return a == Action::allow ? "allow" : "drop";
 }
 
+namespace {
+
+const struct {
+  const char* name;
+  uint8_t number;
+} kProtocols[] = {
+    {"tcp", IPPROTO_TCP}, {"udp", IPPROTO_UDP}, {"icmp", IPPROTO_ICMP}, {"icmpv6", IPPROTO_ICMPV6},
+    {"gre", IPPROTO_GRE}, {"esp", IPPROTO_ESP}, {"ah", IPPROTO_AH},     {"sctp", IPPROTO_SCTP},
+};
+
+}  // namespace
+
+std::optional<uint8_t> protocol_number(const std::string& name) {
+  if (name == "ipv6-icmp") return IPPROTO_ICMPV6;
+  for (auto& p : kProtocols)
+    if (name == p.name) return p.number;
+  return std::nullopt;
+}
+
+std::string protocol_name(uint8_t number) {
+  for (auto& p : kProtocols)
+    if (number == p.number) return p.name;
+  return std::to_string(number);
+}
+
+std::optional<ProtoKind> proto_kind(uint8_t number) {
+  switch (number) {
+    case IPPROTO_TCP: return ProtoKind::tcp;
+    case IPPROTO_UDP: return ProtoKind::udp;
+    case IPPROTO_ICMP: return ProtoKind::icmp;
+    case IPPROTO_ICMPV6: return ProtoKind::icmpv6;
+  }
+  return std::nullopt;
+}
+
+uint8_t protocol_of(ProtoKind k) {
+  switch (k) {
+    case ProtoKind::tcp: return IPPROTO_TCP;
+    case ProtoKind::udp: return IPPROTO_UDP;
+    case ProtoKind::icmp: return IPPROTO_ICMP;
+    case ProtoKind::icmpv6: return IPPROTO_ICMPV6;
+  }
+  return 0;
+}
+
 const char* proto_kind_name(ProtoKind k) {
   switch (k) {
     case ProtoKind::tcp: return "tcp";
     case ProtoKind::udp: return "udp";
     case ProtoKind::icmp: return "icmp";
     case ProtoKind::icmpv6: return "icmpv6";
-    case ProtoKind::other: return "other";
   }
   return "?";
 }

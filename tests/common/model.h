@@ -5,7 +5,9 @@
 #include <algorithm>
 #include <random>
 
+#include "compiled.h"
 #include "sipxdp/compiler.h"
+#include "sipxdp/reference.h"
 
 namespace sipxdp::test {
 

@@ -8,6 +8,7 @@
 #include <random>
 #include <string>
 
+#include "compiled.h"
 #include "model.h"
 #include "sipxdp/compiler.h"
 #include "sipxdp/guard.h"
@@ -77,7 +78,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::mt19937 rng(static_cast<uint32_t>(std::hash<std::string>{}(text)));
   for (int i = 0; i < 256; ++i) {
     PacketKey k = aimed(p.value(), rng);
-    if (reference_match(p.value(), k) != compiled_match(c.value(), k)) std::abort();
+    if (reference_match(p.value(), k) != test::compiled_match(c.value(), k)) std::abort();
   }
   if (!check_manifest_fits(p.value(), text)) return 0;
   Manifest m = describe_policy(p.value(), fresh_counters(p.value()), text, "fuzz.json", {}, {});

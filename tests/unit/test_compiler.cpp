@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <random>
 
+#include "compiled.h"
 #include "model.h"
 #include "sipxdp/compiler.h"
 

@@ -7,6 +7,7 @@
 #include <random>
 #include <set>
 
+#include "compiled.h"
 #include "sipxdp/compiler.h"
 
 using namespace sipxdp;
@@ -138,7 +139,7 @@ TEST_CASE("scan tables: gram offsets, prefix masks, case variants") {
   CHECK((t.masks[t.prefix[sipxdp_prefix_hash(word("zzzz"), 4)]] & 0b100) != 0);
   CHECK(c->patterns[1].bytes[3] == 'x');
   CHECK(c->sip_cfg.flags == (SIPXDP_SIP_IGNORE_CASE | SIPXDP_SIP_BAN));
-  CHECK(c->sip_cfg.ban_ns == 600ull * 1000000000ull);
+  CHECK(c->sip_cfg.ban_ns == 600 * NSEC_PER_SEC);
 
   Policy q;
   q.sip.patterns = {"ab", "a-very-long-pattern"};

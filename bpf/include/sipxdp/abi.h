@@ -19,8 +19,20 @@
 #define SIPXDP_ABI_H
 
 #include <linux/types.h>
+#ifdef __cplusplus
+#include <netinet/in.h>
+#define SIPXDP_ASSERT(cond, msg) static_assert(cond, msg)
+#else
+#include <linux/in.h>
+#include <linux/in6.h>
+#define SIPXDP_ASSERT(cond, msg) _Static_assert(cond, msg)
+#endif
 
-#define SIPXDP_ABI_VERSION 3
+#define SIPXDP_ABI_VERSION 4
+
+#ifndef NSEC_PER_SEC
+#define NSEC_PER_SEC 1000000000ull
+#endif
 
 #define SIPXDP_GENS 2
 #define SIPXDP_MAX_RULES 16384
@@ -43,6 +55,39 @@ enum sipxdp_port_table {
 static inline __u32 sipxdp_port_index(__u32 gen, __u32 table, __u32 port)
 {
 	return (gen * SIPXDP_PT_NUM + table) * SIPXDP_PORTS + port;
+}
+
+/* The destination-side table of a packet (and of a rule's protocols): ICMP
+ * types are looked up only for ICMP over IPv4 and ICMPv6 over IPv6; anything
+ * else by its protocol number in SIPXDP_PT_OTHER.
+ */
+static inline __u32 sipxdp_dport_table(__u8 family, __u8 proto)
+{
+	switch (proto) {
+	case IPPROTO_TCP:
+		return SIPXDP_PT_TCP;
+	case IPPROTO_UDP:
+		return SIPXDP_PT_UDP;
+	case IPPROTO_ICMP:
+		return family == 4 ? SIPXDP_PT_ICMP : SIPXDP_PT_OTHER;
+	case IPPROTO_ICMPV6:
+		return family == 6 ? SIPXDP_PT_ICMP6 : SIPXDP_PT_OTHER;
+	}
+	return SIPXDP_PT_OTHER;
+}
+
+/* The index in that table: port (host order), ICMP type, or protocol number. */
+static inline __u32 sipxdp_dport_key(__u32 table, __u8 proto, __u16 dport, __u8 icmp_type)
+{
+	switch (table) {
+	case SIPXDP_PT_TCP:
+	case SIPXDP_PT_UDP:
+		return dport;
+	case SIPXDP_PT_ICMP:
+	case SIPXDP_PT_ICMP6:
+		return icmp_type;
+	}
+	return proto;
 }
 
 #define SIPXDP_PORT_CLASS_ENTRIES (SIPXDP_GENS * SIPXDP_PT_NUM * SIPXDP_PORTS)
@@ -124,21 +169,35 @@ struct sipxdp_rule {
 #define SIPXDP_HDR_DSCP_DST (1u << 4) /* some DSCP rule matches on destination */
 #define SIPXDP_HDR_VALID (1u << 31)
 
-/* Flow timeouts, by kind. */
+/* Flow timeouts, by kind. Other protocols open no flows (keyed by
+ * addresses alone they would let anything of that protocol in).
+ */
 enum sipxdp_flow_kind {
 	SIPXDP_FLOW_TCP = 0,
 	SIPXDP_FLOW_UDP = 1,
 	SIPXDP_FLOW_ICMP = 2, /* echo requests (ICMP and ICMPv6), by identifier */
-	SIPXDP_FLOW_OTHER = 3,
-	SIPXDP_FLOW_KINDS = 4,
+	SIPXDP_FLOW_KINDS = 3,
 };
+
+static inline __u32 sipxdp_flow_kind(__u8 proto)
+{
+	switch (proto) {
+	case IPPROTO_TCP:
+		return SIPXDP_FLOW_TCP;
+	case IPPROTO_UDP:
+		return SIPXDP_FLOW_UDP;
+	case IPPROTO_ICMP:
+	case IPPROTO_ICMPV6:
+		return SIPXDP_FLOW_ICMP;
+	}
+	return SIPXDP_FLOW_KINDS;
+}
 
 /* policy_hdr[gen] */
 struct sipxdp_policy_hdr {
 	__u32 flags;	      /* SIPXDP_HDR_* */
 	__u32 default_action; /* enum sipxdp_action */
-	__u32 nrules;
-	__u32 ndscp; /* DSCP rules in dscp_rules[gen] */
+	__u32 ndscp;	      /* DSCP rules in dscp_rules[gen] */
 	__u32 flow_timeout_s[SIPXDP_FLOW_KINDS];
 };
 
@@ -182,9 +241,11 @@ struct sipxdp_flow {
 };
 
 #define SIPXDP_FLOWS_DEFAULT 65536
-#define SIPXDP_FLOW_REFRESH_NS 1000000000ull /* refresh seen_ns at most once a second */
-#define SIPXDP_FLOW_HINT_SHIFT 20
-#define SIPXDP_FLOW_HINT_BITS (1u << SIPXDP_FLOW_HINT_SHIFT)
+#define SIPXDP_FLOW_REFRESH_NS NSEC_PER_SEC /* refresh seen_ns at most once a second */
+
+/* Hint bitmaps (bans, flows): one bit per hash, 2^20 bits (128 KiB) each. */
+#define SIPXDP_HINT_SHIFT 20
+#define SIPXDP_HINT_BITS (1u << SIPXDP_HINT_SHIFT)
 
 static inline __u32 sipxdp_flow_hash(const struct sipxdp_flow_key *k)
 {
@@ -193,7 +254,7 @@ static inline __u32 sipxdp_flow_hash(const struct sipxdp_flow_key *k)
 
 	for (int i = 0; i < (int)(sizeof(*k) / 4); i++)
 		h = (h ^ w[i]) * 0x9e3779b1u;
-	return h >> (32 - SIPXDP_FLOW_HINT_SHIFT);
+	return h >> (32 - SIPXDP_HINT_SHIFT);
 }
 
 /*
@@ -228,7 +289,7 @@ struct sipxdp_dscp_rule {
  * non-last fragment of such a datagram must carry SIPXDP_EDGE_MAX bytes or
  * more (real stacks send hundreds), so a pattern spans at most one boundary.
  */
-#define SIPXDP_FRAG_TIMEOUT_NS (30ull * 1000000000ull) /* as net.ipv4.ipfrag_time */
+#define SIPXDP_FRAG_TIMEOUT_NS (30 * NSEC_PER_SEC) /* as net.ipv4.ipfrag_time */
 #define SIPXDP_EDGE_MAX 64 /* patterns are at most 64 bytes: 63 each side covers a crossing */
 #define SIPXDP_EDGE_KEEP (SIPXDP_EDGE_MAX - 1)
 #define SIPXDP_FRAG_EDGES 2
@@ -277,25 +338,32 @@ struct sipxdp_stream_tail {
 	__u8 bytes[SIPXDP_EDGE_MAX];
 };
 
-/* Counter slots (per-CPU packets and bytes, summed by the loader). */
+/*
+ * Counter slots (per-CPU packets and bytes, summed by the loader). The
+ * built-in ones, from one list: X(ID, slot, name, action, what) gives
+ * SIPXDP_CTR_ID here and the loader's names for stats.
+ */
+#define SIPXDP_BUILTIN_COUNTERS(X)                                                                 \
+	X(NONIP, 0, "non-ip", "allow", "non-IP frames (ARP...)")                                   \
+	X(MALFORMED, 1, "malformed", "drop", "truncated or malformed headers")                     \
+	X(MARTIAN, 2, "martian", "drop", "loopback addresses from outside")                        \
+	X(DEFAULT, 3, "default", "", "no rule matched")                                            \
+	X(IPV6_ND, 4, "ipv6-nd", "allow", "ICMPv6 neighbour discovery")                            \
+	X(FRAGMENT, 5, "fragment", "drop", "fragments of datagrams that cannot be searched whole") \
+	X(NO_POLICY, 6, "no-policy", "allow", "no policy loaded")                                  \
+	X(BANNED, 7, "banned", "drop", "source banned (sipxdp bans)")                              \
+	X(ESTABLISHED, 8, "established", "allow", "replies to flows this host opened")             \
+	X(EGRESS, 9, "egress", "pass", "outbound packets (TC egress)")                             \
+	X(FRAG_EARLY, 10, "fragment-early", "allow",                                               \
+	  "later fragments before their first: to reassembly")
+
 enum sipxdp_builtin_counter {
-	SIPXDP_CTR_NONIP = 0,	  /* non-IP frames (ARP, LLDP...): pass */
-	SIPXDP_CTR_MALFORMED = 1, /* truncated or malformed headers: drop */
-	SIPXDP_CTR_MARTIAN = 2,	  /* 127.0.0.0/8 or ::1 on a non-loopback device: drop */
-	SIPXDP_CTR_DEFAULT = 3,	  /* no rule matched: policy default action */
-	SIPXDP_CTR_IPV6_ND = 4,	  /* ICMPv6 neighbour discovery: pass */
-	SIPXDP_CTR_FRAGMENT = 5,  /* a fragment of a datagram that cannot be searched whole: drop */
-	SIPXDP_CTR_NO_POLICY = 6, /* no policy loaded yet: pass */
-	SIPXDP_CTR_BANNED = 7,	  /* source is banned: drop */
-	SIPXDP_CTR_ESTABLISHED = 8, /* reply to a flow this host opened: pass */
-	SIPXDP_CTR_EGRESS = 9,	    /* egress: packets seen (marked or not) */
-	SIPXDP_CTR_FRAG_EARLY =
-		10, /* later fragment before its first: to the kernel's reassembly */
-	SIPXDP_CTR_BUILTIN_NUM = 11,
+#define SIPXDP_X_COUNTER(id, slot, name, action, what) SIPXDP_CTR_##id = slot,
+	SIPXDP_BUILTIN_COUNTERS(SIPXDP_X_COUNTER)
+#undef SIPXDP_X_COUNTER
 };
 
-#define SIPXDP_CTR_BUILTIN_MAX 32
-#define SIPXDP_CTR_RULE_BASE 512
+#define SIPXDP_CTR_RULE_BASE 512 /* above every built-in slot */
 /* Named counters (rules, patterns) take slots from here; a policy edit never
  * reuses a slot the old policy still counts on. */
 #define SIPXDP_CTR_RULE_SLOTS (2 * (SIPXDP_MAX_RULES + 512)) /* rules, patterns, DSCP rules */
@@ -308,9 +376,9 @@ struct sipxdp_counter {
 
 /*
  * SIP scanner patterns (a sampled 2-byte-gram filter, see the matcher in
- * bpf/ingress.bpf.c).
+ * bpf/include/sipxdp/scan.h).
  * Per generation: sip_cfg[gen], sip_patterns[gen * MAX_PATTERNS + i],
- * sip_wm[gen]. Auto bans live in `bans4`/`bans6` (LRU), manual ones in
+ * sip_tables[gen]. Auto bans live in `bans4`/`bans6` (LRU), manual ones in
  * `ban_prefixes4`/`ban_prefixes6`.
  */
 #define SIPXDP_MAX_PATTERNS 64
@@ -364,9 +432,6 @@ static inline __u32 sipxdp_prefix_hash(__u32 word, __u32 prefix_len)
 	return (((word | 0x20202020u) & keep) * 0x9e3779b1u) >> (32 - SIPXDP_SCAN_PREFIX_BITS);
 }
 
-#define SIPXDP_BAN_HINT_SHIFT 20
-#define SIPXDP_BAN_HINT_BITS (1u << SIPXDP_BAN_HINT_SHIFT) /* 128 KiB */
-
 /* bans4 is keyed by the IPv4 address (network order), bans6 by this. */
 struct sipxdp_ban6_key {
 	__u8 addr[16];
@@ -399,5 +464,32 @@ struct sipxdp_ban_lpm6 {
 struct sipxdp_manifest_chunk {
 	__u8 data[SIPXDP_MANIFEST_CHUNK];
 };
+
+/* Both compilers check the layout both sides rely on. */
+SIPXDP_ASSERT(sizeof(struct sipxdp_lpm4_key) == 12, "sipxdp_lpm4_key");
+SIPXDP_ASSERT(sizeof(struct sipxdp_lpm6_key) == 24, "sipxdp_lpm6_key");
+SIPXDP_ASSERT(sizeof(struct sipxdp_comb_key) == 12, "sipxdp_comb_key");
+SIPXDP_ASSERT(sizeof(struct sipxdp_rule) == 24, "sipxdp_rule");
+SIPXDP_ASSERT(sizeof(struct sipxdp_policy_hdr) == 24, "sipxdp_policy_hdr");
+SIPXDP_ASSERT(sizeof(struct sipxdp_state) == 32, "sipxdp_state");
+SIPXDP_ASSERT(sizeof(struct sipxdp_flow_key) == 40, "sipxdp_flow_key");
+SIPXDP_ASSERT(sizeof(struct sipxdp_flow) == 8, "sipxdp_flow");
+SIPXDP_ASSERT(sizeof(struct sipxdp_dscp_rule) == 80, "sipxdp_dscp_rule");
+SIPXDP_ASSERT(sizeof(struct sipxdp_frag_key) == 40, "sipxdp_frag_key");
+SIPXDP_ASSERT(sizeof(struct sipxdp_edge) == 68, "sipxdp_edge");
+SIPXDP_ASSERT(sizeof(struct sipxdp_frag_state) == 160, "sipxdp_frag_state");
+SIPXDP_ASSERT(sizeof(struct sipxdp_stream_tail) == 72, "sipxdp_stream_tail");
+SIPXDP_ASSERT(sizeof(struct sipxdp_counter) == 16, "sipxdp_counter");
+SIPXDP_ASSERT(sizeof(struct sipxdp_sip_cfg) == 24, "sipxdp_sip_cfg");
+SIPXDP_ASSERT(sizeof(struct sipxdp_pattern) == 72, "sipxdp_pattern");
+SIPXDP_ASSERT(sizeof(struct sipxdp_ban) == 32, "sipxdp_ban");
+SIPXDP_ASSERT(sizeof(struct sipxdp_ban6_key) == 16, "sipxdp_ban6_key");
+SIPXDP_ASSERT(sizeof(struct sipxdp_ban_lpm4) == 8, "sipxdp_ban_lpm4");
+SIPXDP_ASSERT(sizeof(struct sipxdp_ban_lpm6) == 20, "sipxdp_ban_lpm6");
+SIPXDP_ASSERT(sizeof(struct sipxdp_manifest_chunk) == SIPXDP_MANIFEST_CHUNK,
+	      "sipxdp_manifest_chunk");
+SIPXDP_ASSERT(SIPXDP_CTR_FRAG_EARLY < SIPXDP_CTR_RULE_BASE,
+	      "built-in counters below the rule slots");
+SIPXDP_ASSERT(SIPXDP_CTR_MAX <= 0xffff, "counter slots fit the 16 bits fragments keep");
 
 #endif /* SIPXDP_ABI_H */

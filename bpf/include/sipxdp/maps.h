@@ -3,7 +3,9 @@
  * The maps of the sipxdp BPF object, shared by the XDP ingress program and
  * the TC egress program. ingress.bpf.c defines them (SIPXDP_DEFINE_MAPS);
  * egress.bpf.c declares them extern, and `bpftool gen object` links both
- * sources into one object, so both programs use the same maps.
+ * sources into one object, so both programs use the same maps. Maps only:
+ * what works on them lives in the header of its feature. The loader pins
+ * every map listed in loader/src/pinned_maps.h.
  */
 #ifndef SIPXDP_MAPS_H
 #define SIPXDP_MAPS_H
@@ -12,7 +14,6 @@
 #include <bpf/bpf_helpers.h>
 
 #include "sipxdp/abi.h"
-#include "sipxdp/parse.h"
 
 #ifdef SIPXDP_DEFINE_MAPS
 #define SIPXDP_MAP
@@ -130,6 +131,7 @@ SIPXDP_MAP struct {
  * at the last index.
  */
 #define SCRATCH_BUF 8192
+#define SCAN_MASK (SCRATCH_BUF - 1)
 #define SCRATCH_EDGE 4352
 
 #define SCRATCH_PLANS 4
@@ -157,19 +159,20 @@ SIPXDP_MAP struct {
 	__type(value, struct scratch);
 } scratch SEC(".maps");
 
-/* One bit per hash of a banned source: a clear bit proves "not banned" without
- * the cost of a hash-map lookup. Bits are only ever set; a stale one just costs
- * the lookup it would have saved.
+/* One bit per hash of an address or flow (keys.h): a clear bit proves
+ * "absent" without the cost of a hash-map lookup. Bits are only ever set; a
+ * stale one just costs the lookup it would have saved.
  */
-struct ban_hint {
-	__u64 bits[SIPXDP_BAN_HINT_BITS / 64];
+struct hint_bits {
+	__u64 bits[SIPXDP_HINT_BITS / 64];
 };
 
+/* Hints of banned sources (bans.h). */
 SIPXDP_MAP struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 1);
 	__type(key, __u32);
-	__type(value, struct ban_hint);
+	__type(value, struct hint_bits);
 } ban_hint SEC(".maps");
 
 /* IPv4 sources banned for sending a scanner pattern; expiry checked per packet. */
@@ -247,18 +250,12 @@ SIPXDP_MAP struct {
 	__type(value, struct sipxdp_flow);
 } flows SEC(".maps");
 
-/* One bit per hash of a recorded flow: a clear bit proves "no such flow"
- * without a hash-map lookup. Only ever set, like ban_hint.
- */
-struct flow_hint {
-	__u64 bits[SIPXDP_FLOW_HINT_BITS / 64];
-};
-
+/* Hints of recorded flows and of their remote addresses (flows.h). */
 SIPXDP_MAP struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 1);
 	__type(key, __u32);
-	__type(value, struct flow_hint);
+	__type(value, struct hint_bits);
 } flow_hint SEC(".maps");
 
 /* The DSCP rule of each outbound first fragment, for its later fragments
@@ -284,88 +281,5 @@ SIPXDP_MAP struct {
 	__type(key, __u32);
 	__type(value, struct sipxdp_dscp_rule);
 } dscp_rules SEC(".maps");
-
-static __always_inline void count_n(__u32 slot, __u32 packets, __u32 len)
-{
-	struct sipxdp_counter *c = bpf_map_lookup_elem(&counters, &slot);
-
-	if (c) {
-		c->packets += packets;
-		c->bytes += len;
-	}
-}
-
-static __always_inline void count(__u32 slot, __u32 len)
-{
-	count_n(slot, 1, len);
-}
-
-/* The flow key of a packet as this host sees it: `out` for packets it sends. */
-static __always_inline void flow_key(struct sipxdp_flow_key *k, const struct pkt *p, int out)
-{
-	__builtin_memset(k, 0, sizeof(*k));
-	k->family = p->family;
-	k->proto = p->proto;
-	k->lport = out ? p->sport : p->dport;
-	k->rport = out ? p->dport : p->sport;
-	if (p->family == 4) {
-		__builtin_memcpy(k->laddr, out ? &p->src.v4 : &p->dst.v4, 4);
-		__builtin_memcpy(k->raddr, out ? &p->dst.v4 : &p->src.v4, 4);
-	} else {
-		__builtin_memcpy(k->laddr, out ? p->src.v6 : p->dst.v6, 16);
-		__builtin_memcpy(k->raddr, out ? p->dst.v6 : p->src.v6, 16);
-	}
-}
-
-/* The datagram a fragment belongs to. */
-static __always_inline void frag_key(const struct pkt *p, struct sipxdp_frag_key *k)
-{
-	__builtin_memset(k, 0, sizeof(*k));
-	k->id = p->frag_id;
-	k->family = p->family;
-	k->proto = p->proto;
-	if (p->family == 4) {
-		__builtin_memcpy(k->src, &p->src.v4, 4);
-		__builtin_memcpy(k->dst, &p->dst.v4, 4);
-	} else {
-		__builtin_memcpy(k->src, p->src.v6, 16);
-		__builtin_memcpy(k->dst, p->dst.v6, 16);
-	}
-}
-
-static __always_inline struct flow_hint *flow_hint_map(void)
-{
-	__u32 zero = 0;
-
-	return bpf_map_lookup_elem(&flow_hint, &zero);
-}
-
-/* The flow hint also has one bit per hash of a remote address, so the XDP
- * program can rule out "a reply" for most dropped packets (a SYN flood from
- * spoofed sources) without calling the full check. `out`: p is outbound.
- */
-static __always_inline __u32 flow_addr_hash(const struct pkt *p, int out)
-{
-	__u32 h = out ? p->dst.v4 : p->src.v4;
-
-	if (p->family == 6) {
-		__u32 w[4];
-
-		__builtin_memcpy(w, out ? p->dst.v6 : p->src.v6, 16);
-		h = w[0] ^ (w[1] * 0x85ebca6bu) ^ (w[2] * 0xc2b2ae35u) ^ (w[3] * 0x27d4eb2fu);
-	}
-	return ((h ^ 0x5bd1e995u) * 0x9e3779b1u) >> (32 - SIPXDP_FLOW_HINT_SHIFT);
-}
-
-static __always_inline int flow_hint_test(struct flow_hint *hint, __u32 h)
-{
-	return (hint->bits[(h / 64) & (SIPXDP_FLOW_HINT_BITS / 64 - 1)] & (1ull << (h % 64))) != 0;
-}
-
-static __always_inline void flow_hint_set(struct flow_hint *hint, __u32 h)
-{
-	__sync_fetch_and_or(&hint->bits[(h / 64) & (SIPXDP_FLOW_HINT_BITS / 64 - 1)],
-			    1ull << (h % 64));
-}
 
 #endif /* SIPXDP_MAPS_H */

@@ -28,6 +28,12 @@
 #define ETH_P_8021AD 0x88A8
 #endif
 
+/* Neighbour discovery's ICMPv6 types, as the kernel names them (net/ndisc.h, not UAPI). */
+#ifndef NDISC_ROUTER_SOLICITATION
+#define NDISC_ROUTER_SOLICITATION 133
+#define NDISC_REDIRECT 137
+#endif
+
 #define IPV6_FRAG_OFFSET_MASK 0xfff8 /* network order masked after ntohs */
 #define IPV6_FRAG_MF 0x0001
 #define IPV4_FRAG_OFFSET_MASK 0x1fff
@@ -65,7 +71,6 @@ struct pkt {
 	__u32 len;
 	__u32 ip_len; /* IP header(s) and payload, as the IP header says */
 	__u16 l3_off;
-	__u16 l4_off;
 	__u8 family;	 /* 4 or 6 */
 	__u8 proto;	 /* L4 protocol after extension headers */
 	__u8 frag_first; /* first fragment of a fragmented datagram */
@@ -73,9 +78,8 @@ struct pkt {
 	__u8 frag_more;	 /* more fragments follow this one */
 	__u16 frag_data; /* frame offset of the fragment's data (after IPv4 / fragment header) */
 	__u16 frag_off;	 /* where that data lies in the datagram, in bytes */
-	__u8 tos_or_tc;
 	__u8 icmp_type;
-	__u8 tcp_flags;
+	__u8 tcp_syn; /* a SYN without ACK: a connection's first packet */
 	__be16 sport;
 	__be16 dport;
 	__u32 frag_id;
@@ -133,7 +137,6 @@ static __always_inline int parse_ipv4(struct cursor *c, struct pkt *p)
 	p->family = 4;
 	p->ip_len = bpf_ntohs(ip->tot_len);
 	p->proto = ip->protocol;
-	p->tos_or_tc = ip->tos;
 	p->src.v4 = ip->saddr;
 	p->dst.v4 = ip->daddr;
 	frag = bpf_ntohs(ip->frag_off);
@@ -163,7 +166,6 @@ static __always_inline int parse_ipv6(struct cursor *c, struct pkt *p)
 		return -1;
 	p->family = 6;
 	p->ip_len = sizeof(*ip6) + bpf_ntohs(ip6->payload_len);
-	p->tos_or_tc = (ip6->priority << 4) | (ip6->flow_lbl[0] >> 4);
 	__builtin_memcpy(p->src.v6, &ip6->saddr, 16);
 	__builtin_memcpy(p->dst.v6, &ip6->daddr, 16);
 	nexthdr = ip6->nexthdr;
@@ -247,7 +249,7 @@ static __always_inline int parse_l4(struct cursor *c, struct pkt *p)
 			return -1;
 		p->sport = th->source;
 		p->dport = th->dest;
-		p->tcp_flags = ((__u8 *)th)[13];
+		p->tcp_syn = th->syn && !th->ack;
 		p->tcp_seq = bpf_ntohl(th->seq);
 		c->pos += th->doff * 4;
 		return 0;

@@ -45,9 +45,8 @@ struct CompiledPolicy {
   std::vector<Lpm4Entry> lpm4;
   std::vector<Lpm6Entry> lpm6;
   std::vector<CombEntry> comb;
-  std::vector<sipxdp_rule> cls_rule;   // indexed by class; class 0 is the empty set
-  std::vector<int> cls_first;          // the first rule of each class (-1: none), for tests
-  std::vector<uint32_t> rule_counter;  // counter slot of each rule
+  std::vector<sipxdp_rule> cls_rule;  // indexed by class; class 0 is the empty set
+  std::vector<int> cls_first;         // the first rule of each class (-1: none), for tests
 
   // Scanner patterns: settings, patterns (lowercased with ignore_case) and the
   // scan tables; all zero when no rule inspects SIP.
@@ -65,24 +64,5 @@ Result<CompiledPolicy> compile_policy(const Policy& p, const Slots& slots);
 
 // Consecutive slots, for callers with no history (tests, validate).
 Slots fresh_counters(const Policy& p);
-
-// The first pattern found in `payload` by the compiled tables (mirroring the
-// kernel's scan), or -1. For tests of the compiler.
-int compiled_scan(const CompiledPolicy& c, const std::string& payload);
-
-// A packet as the lookup sees it, for the reference model and tests.
-struct PacketKey {
-  int family = 4;
-  uint8_t proto = 0;
-  uint16_t sport = 0, dport = 0;  // host order; dport holds the ICMP type for ICMP
-  std::array<uint8_t, 16> src{}, dst{};
-};
-
-// First-match evaluation straight from the policy (the slow obvious way).
-// Returns the rule index or -1 for the default action.
-int reference_match(const Policy& p, const PacketKey& k);
-
-// Evaluation through the compiled tables, mirroring bpf/ingress.bpf.c.
-int compiled_match(const CompiledPolicy& c, const PacketKey& k);
 
 }  // namespace sipxdp

@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
@@ -48,7 +49,10 @@ struct ApplySummary {
   PolicyDiff diff;  // what changed from the policy it replaced
 };
 
-// Names and descriptions of the built-in counters, by slot.
+// An apply summary as JSON (for --json).
+nlohmann::json to_json(const ApplySummary& s);
+
+// Names and descriptions of the built-in counters (abi.h's list), in the order `stats` shows them.
 struct BuiltinCounter {
   uint32_t slot;
   const char* name;
@@ -128,9 +132,11 @@ class Datapath {
   // namespace) by an instance whose pins are gone; false when there is none.
   static Result<bool> detach_stray(const std::string& ifname);
 
+  // The maps and programs inside (loader/src/datapath_impl.h).
+  struct Impl;
+
  private:
   Datapath();
-  struct Impl;
   std::unique_ptr<Impl> impl_;
 };
 

@@ -2,6 +2,7 @@
 // would cut off the SSH session it is run from.
 #pragma once
 
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
@@ -37,6 +38,9 @@ struct PolicyDiff {
   const SettingChange* setting(const std::string& name) const;
 };
 
+// A dry run's changes as JSON (for --json).
+nlohmann::json to_json(const PolicyDiff& d);
+
 // What applying `next` over the live policy described by `live` changes.
 PolicyDiff diff_policy(const Manifest& live, const Policy& next);
 
@@ -51,5 +55,10 @@ std::optional<SshSession> parse_ssh_connection(const char* value);
 // Why `p` would drop the session's packets (the rule or the default), or
 // nothing when it lets them through.
 std::optional<std::string> lockout_reason(const Policy& p, const SshSession& s);
+
+// The refusal for applying `p` on `iface` (current network namespace) from
+// the SSH session `ssh_connection` ($SSH_CONNECTION, may be null): set only
+// when the session's server address is on that interface and `p` drops it.
+std::optional<std::string> ssh_lockout(const Policy& p, const std::string& iface, const char* ssh_connection);
 
 }  // namespace sipxdp

@@ -63,6 +63,10 @@ const char* instance_state_name(Instance::State s);
 // "IFACE" or "IFACE@NETNS".
 std::string instance_name(const Instance& in);
 
+// How the XDP program of a whole instance is attached: native, generic,
+// offload, multi, none ("-" when it cannot be told).
+std::string instance_xdp_mode(const Instance& in);
+
 // Every instance of every network namespace, sorted by directory name.
 std::vector<Instance> list_instances();
 // The instance at `dir` (whole or staging), with its state.

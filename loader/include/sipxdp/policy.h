@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "sipxdp/abi.h"
 #include "sipxdp/result.h"
 
 namespace sipxdp {
@@ -25,8 +26,21 @@ struct Cidr {
   std::string str() const;
 };
 
-// Where a packet's protocol is looked up (mirrors enum sipxdp_port_table).
-enum class ProtoKind : uint8_t { tcp = 0, udp = 1, icmp = 2, icmpv6 = 3, other = 4 };
+// The protocols with a port (or type) dimension: each is the port table the
+// kernel looks it up in (abi.h's enum sipxdp_port_table).
+enum class ProtoKind : uint8_t {
+  tcp = SIPXDP_PT_TCP,
+  udp = SIPXDP_PT_UDP,
+  icmp = SIPXDP_PT_ICMP,
+  icmpv6 = SIPXDP_PT_ICMP6,
+};
+
+// IP protocol numbers by the names policies use ("tcp", "gre", ...) and back.
+std::optional<uint8_t> protocol_number(const std::string& name);
+std::string protocol_name(uint8_t number);  // "tcp", or the number
+// The kind of a protocol number with a port or type dimension, if it has one.
+std::optional<ProtoKind> proto_kind(uint8_t number);
+uint8_t protocol_of(ProtoKind k);
 
 enum class Action : uint8_t { drop = 0, allow = 1 };
 
@@ -92,8 +106,8 @@ struct DscpRule {
 // Stateful replies: what the egress program records and how long replies pass.
 struct FlowConfig {
   bool stateful = true;
-  // Seconds, indexed by enum sipxdp_flow_kind (tcp, udp, icmp echo, other).
-  std::array<uint32_t, 4> timeout_s = {600, 60, 30, 60};
+  // Seconds, indexed by enum sipxdp_flow_kind (tcp, udp, icmp echo).
+  std::array<uint32_t, SIPXDP_FLOW_KINDS> timeout_s = {600, 60, 30};
   std::optional<uint32_t> table_size;  // flow table entries; fixed when attached
 };
 
