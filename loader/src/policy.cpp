@@ -493,16 +493,6 @@ class Parser {
   std::string cur_rule_;
 };
 
-std::string join_ranges(const std::vector<PortRange>& rs) {
-  std::string s;
-  for (auto& r : rs) {
-    if (!s.empty()) s += ",";
-    s += std::to_string(r.lo);
-    if (r.hi != r.lo) s += "-" + std::to_string(r.hi);
-  }
-  return s;
-}
-
 // The first `max` prefixes and how many more.
 std::string cidr_list_text(const std::vector<Cidr>& cs, size_t max) {
   std::string t;
@@ -590,8 +580,8 @@ std::string DscpRule::match_text(size_t max_prefixes) const {
     s += w;
   };
   add(proto == 0 ? "any" : protocol_name(proto));
-  if (!sport.empty()) add("sport " + join_ranges(sport));
-  if (!dport.empty()) add("dport " + join_ranges(dport));
+  if (!sport.empty()) add("sport " + ranges_text(sport));
+  if (!dport.empty()) add("dport " + ranges_text(dport));
   if (!dst.empty()) add("dst " + cidr_list_text(dst, max_prefixes));
   return s;
 }
@@ -677,9 +667,9 @@ std::string Rule::match_text(size_t max_prefixes) const {
     for (auto n : other_protos) p += (p.empty() ? "" : ",") + std::to_string(n);
     add(p);
   }
-  if (!dport.empty()) add("dport " + join_ranges(dport));
-  if (!sport.empty()) add("sport " + join_ranges(sport));
-  if (!icmp_type.empty()) add("type " + join_ranges(icmp_type));
+  if (!dport.empty()) add("dport " + ranges_text(dport));
+  if (!sport.empty()) add("sport " + ranges_text(sport));
+  if (!icmp_type.empty()) add("type " + ranges_text(icmp_type));
   auto cidrs = [&](const char* w, const std::vector<Cidr>& cs) {
     if (!cs.empty()) add(std::string(w) + " " + cidr_list_text(cs, max_prefixes));
   };
@@ -798,6 +788,16 @@ std::optional<Cidr> embedded_ipv4(const Cidr& c) {
   std::copy_n(c.addr.begin() + 12, 4, v4.addr.begin());
   v4.plen = static_cast<uint8_t>(c.plen - 96);
   return v4;
+}
+
+std::string ranges_text(const std::vector<PortRange>& rs, const char* sep) {
+  std::string s;
+  for (auto& r : rs) {
+    if (!s.empty()) s += sep;
+    s += std::to_string(r.lo);
+    if (r.hi != r.lo) s += "-" + std::to_string(r.hi);
+  }
+  return s;
 }
 
 }  // namespace sipxdp

@@ -18,6 +18,9 @@ struct PortRange {
   bool operator==(const PortRange&) const = default;
 };
 
+// "5060,16384-32768" (with sep ","): ranges as policies and stats write them.
+std::string ranges_text(const std::vector<PortRange>& rs, const char* sep = ",");
+
 struct Cidr {
   int family = 4;                  // 4 or 6
   std::array<uint8_t, 16> addr{};  // network order; IPv4 uses the first 4 bytes
