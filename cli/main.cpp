@@ -14,12 +14,21 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include <signal.h>
+
+#include <atomic>
+
+#include "sipxdp/config.h"
 #include "sipxdp/confirm.h"
 #include "sipxdp/datapath.h"
 #include "sipxdp/guard.h"
 #include "sipxdp/instance.h"
+#include "sipxdp/iptables_import.h"
 #include "sipxdp/manifest.h"
 #include "sipxdp/policy.h"
+#include "sipxdp/presets.h"
+#include "sipxdp/version.h"
+#include "sipxdp/watch.h"
 
 using namespace sipxdp;
 using json = nlohmann::json;
@@ -28,6 +37,7 @@ namespace {
 
 struct Global {
   std::string netns;
+  std::string config_dir;
   bool verbose = false;
   std::string where() const { return netns.empty() ? "" : " in network namespace " + netns; }
   std::string label(const std::string& iface) const { return iface + (netns.empty() ? "" : " (netns " + netns + ")"); }
@@ -168,51 +178,90 @@ class Command {
   virtual void run(const Global& g) = 0;
 };
 
+struct AttachArgs {
+  std::string iface, policy;
+  XdpMode mode = XdpMode::auto_;
+  bool force = false, json = false;
+};
+
+void do_attach(const AttachArgs& a, const Global& g) {
+  std::string text;
+  Policy p = load_checked(a.policy, &text);
+  auto ns = must(NetnsScope::enter(g.netns));
+  check_lockout(p, a.iface, a.force, g);
+  Datapath dp = must(Datapath::load(p.flows.table_size.value_or(SIPXDP_FLOWS_DEFAULT)));
+  must(dp.attach_and_pin({a.iface, g.netns, a.mode}, p, text, abs_path(a.policy)));
+  auto li = Datapath::link_info(pin_dir(a.iface, g.netns));
+  if (a.json) {
+    json j = {{"iface", a.iface},
+              {"netns", g.netns},
+              {"rules", p.rules.size()},
+              {"default_action", action_name(p.default_action)},
+              {"mode", instance_xdp_mode(inspect_instance(pin_dir(a.iface, g.netns)))},
+              {"warnings", p.warnings}};
+    if (li) j["prog_id"] = li->prog_id, j["link_id"] = li->link_id;
+    std::cout << j.dump(2) << "\n";
+    return;
+  }
+  std::cout << "attached to " << g.label(a.iface) << ": " << p.rules.size() << " rules, default "
+            << action_name(p.default_action);
+  if (li) std::cout << ", program id " << li->prog_id;
+  std::cout << "\n";
+}
+
 class Attach : public Command {
-  std::string iface_, policy_, mode_ = "auto";
-  bool force_ = false, json_ = false;
+  AttachArgs a_;
+  std::string mode_ = "auto";
 
  public:
   const char* name() const override { return "attach"; }
   const char* help() const override { return "load the XDP program on IFACE with a policy"; }
   void define(CLI::App& app) override {
-    app.add_option("iface", iface_, "interface")->required();
-    app.add_option("-p,--policy", policy_, "policy file (JSON)")->required();
+    app.add_option("iface", a_.iface, "interface")->required();
+    app.add_option("-p,--policy", a_.policy, "policy file (JSON)")->required();
     app.add_option("-m,--mode", mode_, "XDP mode: auto, native or generic")
         ->check(CLI::IsMember({"auto", "native", "generic", "drv", "skb"}));
-    app.add_flag("--force", force_, "attach even if the policy would drop this SSH session");
-    app.add_flag("--json", json_, "print JSON");
+    app.add_flag("--force", a_.force, "attach even if the policy would drop this SSH session");
+    app.add_flag("--json", a_.json, "print JSON");
   }
   void run(const Global& g) override {
-    std::string text;
-    Policy p = load_checked(policy_, &text);
-    XdpMode mode = must(parse_xdp_mode(mode_));
-    auto ns = must(NetnsScope::enter(g.netns));
-    check_lockout(p, iface_, force_, g);
-    Datapath dp = must(Datapath::load(p.flows.table_size.value_or(SIPXDP_FLOWS_DEFAULT)));
-    must(dp.attach_and_pin({iface_, g.netns, mode}, p, text, abs_path(policy_)));
-    auto li = Datapath::link_info(pin_dir(iface_, g.netns));
-    if (json_) {
-      json j = {{"iface", iface_},
-                {"netns", g.netns},
-                {"rules", p.rules.size()},
-                {"default_action", action_name(p.default_action)},
-                {"mode", instance_xdp_mode(inspect_instance(pin_dir(iface_, g.netns)))},
-                {"warnings", p.warnings}};
-      if (li) j["prog_id"] = li->prog_id, j["link_id"] = li->link_id;
-      std::cout << j.dump(2) << "\n";
-      return;
-    }
-    std::cout << "attached to " << g.label(iface_) << ": " << p.rules.size() << " rules, default "
-              << action_name(p.default_action);
-    if (li) std::cout << ", program id " << li->prog_id;
-    std::cout << "\n";
+    a_.mode = must(parse_xdp_mode(mode_));
+    do_attach(a_, g);
   }
 };
 
+// Removes the instance of `iface` (with --netns: of that namespace), or with
+// `all` every instance of the namespace; `everywhere`: of every namespace.
+void do_detach(const std::string& iface, bool all, bool everywhere, const Global& g) {
+  std::vector<std::string> dirs;
+  if (all || everywhere) {
+    for (auto& in : list_instances())
+      if (everywhere || in.netns == g.netns) dirs.push_back(in.dir);
+  } else {
+    for (auto& d : {pin_dir(iface, g.netns), staging_dir(iface, g.netns)})
+      if (exists(d)) dirs.push_back(d);
+    if (dirs.empty()) {
+      // No pins: a filter may still be there (left by an instance whose pins vanished).
+      if (!g.netns.empty() && !netns_exists(g.netns))
+        fail(make_error("nothing attached to " + iface + g.where() + " (no such network namespace)"));
+      auto ns = must(NetnsScope::enter(g.netns));
+      if (!must(Datapath::detach_stray(iface))) fail(make_error("nothing attached to " + iface + g.where()));
+      std::cout << "removed the sipxdp egress filter left on " << iface << g.where()
+                << " without pins (a clsact qdisc stays: sipxdp cannot tell who created it)\n";
+      return;
+    }
+  }
+  for (auto& d : dirs) {
+    std::string name = instance_name(inspect_instance(d));
+    cancel_pending_rollback(d);
+    must(Datapath::detach(d));
+    std::cout << "detached " << name << "\n";
+  }
+}
+
 class Detach : public Command {
   std::string iface_;
-  bool all_ = false;
+  bool all_ = false, everywhere_ = false;
 
  public:
   const char* name() const override { return "detach"; }
@@ -220,33 +269,12 @@ class Detach : public Command {
   void define(CLI::App& app) override {
     app.add_option("iface", iface_, "interface");
     app.add_flag("--all", all_, "detach every interface (of --netns, or of the host)");
+    app.add_flag("--all-namespaces", everywhere_, "detach every interface of every network namespace");
   }
   void run(const Global& g) override {
-    if (iface_.empty() && !all_) fail(make_error("detach needs an interface or --all"));
-    std::vector<std::string> dirs;
-    if (all_) {
-      for (auto& in : list_instances())
-        if (in.netns == g.netns) dirs.push_back(in.dir);
-    } else {
-      for (auto& d : {pin_dir(iface_, g.netns), staging_dir(iface_, g.netns)})
-        if (exists(d)) dirs.push_back(d);
-      if (dirs.empty()) {
-        // No pins: a filter may still be there (left by an instance whose pins vanished).
-        if (!g.netns.empty() && !netns_exists(g.netns))
-          fail(make_error("nothing attached to " + iface_ + g.where() + " (no such network namespace)"));
-        auto ns = must(NetnsScope::enter(g.netns));
-        if (!must(Datapath::detach_stray(iface_))) fail(make_error("nothing attached to " + iface_ + g.where()));
-        std::cout << "removed the sipxdp egress filter left on " << iface_ << g.where()
-                  << " without pins (a clsact qdisc stays: sipxdp cannot tell who created it)\n";
-        return;
-      }
-    }
-    for (auto& d : dirs) {
-      std::string name = instance_name(inspect_instance(d));
-      cancel_pending_rollback(d);
-      must(Datapath::detach(d));
-      std::cout << "detached " << name << "\n";
-    }
+    if (iface_.empty() && !all_ && !everywhere_)
+      fail(make_error("detach needs an interface, --all or --all-namespaces"));
+    do_detach(iface_, all_, everywhere_, g);
   }
 };
 
@@ -508,79 +536,143 @@ class Validate : public Command {
   }
 };
 
+struct ApplyArgs {
+  std::string file, iface;
+  bool dry_run = false, force = false, json = false;
+  unsigned confirm = 0;
+};
+
+void print_summary(const ApplyArgs& a, const std::string& iface, const ApplySummary& s,
+                   const std::optional<Datapath::LinkInfo>& li, const Global& g) {
+  if (a.json) {
+    json j = to_json(s);
+    j["file"] = a.file;
+    j["iface"] = iface;
+    if (li) j["prog_id"] = li->prog_id;
+    if (a.confirm) j["confirm_within_seconds"] = a.confirm;
+    std::cout << j.dump(2) << "\n";
+    return;
+  }
+  std::cout << "applied " << a.file << " to " << iface << ": " << s.rules << " rules (" << s.added << " new, " << s.kept
+            << " kept, " << s.removed << " removed), " << s.dscp << " dscp rules, generation " << s.generation;
+  if (li) std::cout << ", program id " << li->prog_id << " unchanged";
+  std::cout << "\n";
+  if (!s.diff.empty()) print_lines(s.diff.lines());
+  const size_t shown = std::min<size_t>(s.removed_counts.size(), 20);
+  for (size_t i = 0; i < shown; ++i)
+    std::cout << "  removed rule " << s.removed_counts[i].first << " had counted " << s.removed_counts[i].second.packets
+              << " packets, " << s.removed_counts[i].second.bytes << " bytes\n";
+  if (s.removed_counts.size() > shown) {
+    CounterValue rest;
+    for (size_t i = shown; i < s.removed_counts.size(); ++i) {
+      rest.packets += s.removed_counts[i].second.packets;
+      rest.bytes += s.removed_counts[i].second.bytes;
+    }
+    std::cout << "  and " << s.removed_counts.size() - shown << " more removed rules had counted " << rest.packets
+              << " packets, " << rest.bytes << " bytes\n";
+  }
+  if (a.confirm)
+    std::cout << "run 'sipxdp" << (g.netns.empty() ? "" : " --netns " + g.netns) << " confirm " << iface << "' within "
+              << a.confirm << " s, or the previous policy comes back\n";
+}
+
+void do_apply(const ApplyArgs& a, const Global& g) {
+  std::string text;
+  Policy p = load_checked(a.file, &text);
+  std::string iface = resolve_iface(a.iface, g);
+  std::string dir = pin_dir(iface, g.netns);
+  Datapath dp = open_instance(iface, g, !a.dry_run);
+  check_lockout(p, iface, a.force, g);
+  if (a.dry_run) {
+    auto compiled = compile_policy(p, fresh_counters(p));
+    if (!compiled) fail(make_error(a.file + ": " + compiled.error().what));
+    if (auto st = dp.check_load_time_settings(p); !st) fail(make_error(a.file + ": " + st.error().what));
+    PolicyDiff d = diff_policy(must(dp.manifest()), p);
+    if (a.json) {
+      std::cout << json{{"dry_run", true}, {"file", a.file}, {"iface", iface}, {"changes", to_json(d)}}.dump(2) << "\n";
+      return;
+    }
+    std::cout << "dry run: applying " << a.file << " to " << iface << " would change:\n";
+    print_lines(d.lines());
+    return;
+  }
+  cancel_pending_rollback(dir);
+  auto li = Datapath::link_info(dir);
+  ApplySummary s = must(dp.apply(p, text, abs_path(a.file)));
+  if (a.confirm) must(start_confirm_timer(dir, a.confirm, sha256_hex(text)));
+  print_summary(a, iface, s, li ? std::optional<Datapath::LinkInfo>(li.value()) : std::nullopt, g);
+}
+
+std::atomic<bool> g_stop{false};
+
+void on_stop_signal(int) {
+  g_stop = true;
+}
+
+// Applies `a.file` whenever it changes, until SIGTERM or SIGINT. An edit that
+// cannot be applied is reported (one line) and the live policy stays; the
+// next good edit is applied.
+void watch_and_apply(const ApplyArgs& a, const Global& g) {
+  std::string iface = resolve_iface(a.iface, g);
+  std::string dir = pin_dir(iface, g.netns);
+  struct sigaction sa {};
+  sa.sa_handler = on_stop_signal;
+  sigaction(SIGTERM, &sa, nullptr);
+  sigaction(SIGINT, &sa, nullptr);
+  auto w = must(FileWatch::open(a.file));
+  std::string live = must(open_instance(iface, g, true).manifest()).policy_sha256, refused;
+  std::cout << "watching " << a.file << " for " << g.label(iface) << std::endl;
+  while (!g_stop) {
+    auto text = read_policy_text(a.file);
+    std::string sha = text ? sha256_hex(text.value()) : "";
+    if (!text) {
+      if (refused != "missing")
+        std::cerr << "sipxdp: " << one_line(text.error().message()) << "; the live policy stays" << std::endl;
+      refused = "missing";
+    } else if (sha != live && sha != refused) {
+      try {
+        Policy p = load_checked(a.file, nullptr);
+        Datapath dp = open_instance(iface, g, true);
+        check_lockout(p, iface, a.force, g);
+        auto li = Datapath::link_info(dir);
+        ApplySummary s = must(dp.apply(p, text.value(), abs_path(a.file)));
+        print_summary(a, iface, s, li ? std::optional<Datapath::LinkInfo>(li.value()) : std::nullopt, g);
+        std::cout << std::flush;
+        live = sha;
+        refused.clear();
+      } catch (const Failure& f) {
+        std::cerr << "sipxdp: " << one_line(f.error.message()) << "; the live policy stays" << std::endl;
+        refused = sha;
+      }
+    }
+    must(w.wait(g_stop));
+  }
+  std::cout << "stopped watching " << a.file << std::endl;
+}
+
 class Apply : public Command {
-  std::string file_, iface_;
-  bool dry_run_ = false, force_ = false, json_ = false;
-  unsigned confirm_ = 0;
+  ApplyArgs a_;
+  bool watch_ = false;
 
  public:
   const char* name() const override { return "apply"; }
   const char* help() const override { return "replace the policy of an attached interface (no reload)"; }
   void define(CLI::App& app) override {
-    app.add_option("file", file_, "policy file")->required();
-    app.add_option("-i,--iface", iface_, "interface (default: the only one attached)");
-    app.add_flag("--dry-run", dry_run_, "print what would change; touch nothing");
-    app.add_flag("--force", force_, "apply even if it would drop this SSH session");
-    app.add_flag("--json", json_, "print JSON");
-    app.add_option("--confirm", confirm_, "roll back after SECONDS unless 'sipxdp confirm' is run")
+    app.add_option("file", a_.file, "policy file")->required();
+    app.add_option("-i,--iface", a_.iface, "interface (default: the only one attached)");
+    app.add_flag("--dry-run", a_.dry_run, "print what would change; touch nothing");
+    app.add_flag("--force", a_.force, "apply even if it would drop this SSH session");
+    app.add_flag("--json", a_.json, "print JSON");
+    app.add_option("--confirm", a_.confirm, "roll back after SECONDS unless 'sipxdp confirm' is run")
         ->check(CLI::Range(1u, 86400u));
+    app.add_flag("--watch", watch_, "apply again whenever the file changes (until stopped)");
   }
   void run(const Global& g) override {
-    std::string text;
-    Policy p = load_checked(file_, &text);
-    std::string iface = resolve_iface(iface_, g);
-    std::string dir = pin_dir(iface, g.netns);
-    Datapath dp = open_instance(iface, g, !dry_run_);
-    check_lockout(p, iface, force_, g);
-    if (dry_run_) {
-      auto compiled = compile_policy(p, fresh_counters(p));
-      if (!compiled) fail(make_error(file_ + ": " + compiled.error().what));
-      if (auto st = dp.check_load_time_settings(p); !st) fail(make_error(file_ + ": " + st.error().what));
-      PolicyDiff d = diff_policy(must(dp.manifest()), p);
-      if (json_) {
-        std::cout << json{{"dry_run", true}, {"file", file_}, {"iface", iface}, {"changes", to_json(d)}}.dump(2)
-                  << "\n";
-        return;
-      }
-      std::cout << "dry run: applying " << file_ << " to " << iface << " would change:\n";
-      print_lines(d.lines());
-      return;
-    }
-    cancel_pending_rollback(dir);
-    auto li = Datapath::link_info(dir);
-    ApplySummary s = must(dp.apply(p, text, abs_path(file_)));
-    if (confirm_) must(start_confirm_timer(dir, confirm_, sha256_hex(text)));
-    if (json_) {
-      json j = to_json(s);
-      j["file"] = file_;
-      j["iface"] = iface;
-      if (li) j["prog_id"] = li->prog_id;
-      if (confirm_) j["confirm_within_seconds"] = confirm_;
-      std::cout << j.dump(2) << "\n";
-      return;
-    }
-    std::cout << "applied " << file_ << " to " << iface << ": " << s.rules << " rules (" << s.added << " new, "
-              << s.kept << " kept, " << s.removed << " removed), " << s.dscp << " dscp rules, generation "
-              << s.generation;
-    if (li) std::cout << ", program id " << li->prog_id << " unchanged";
-    std::cout << "\n";
-    if (!s.diff.empty()) print_lines(s.diff.lines());
-    const size_t shown = std::min<size_t>(s.removed_counts.size(), 20);
-    for (size_t i = 0; i < shown; ++i)
-      std::cout << "  removed rule " << s.removed_counts[i].first << " had counted "
-                << s.removed_counts[i].second.packets << " packets, " << s.removed_counts[i].second.bytes << " bytes\n";
-    if (s.removed_counts.size() > shown) {
-      CounterValue rest;
-      for (size_t i = shown; i < s.removed_counts.size(); ++i) {
-        rest.packets += s.removed_counts[i].second.packets;
-        rest.bytes += s.removed_counts[i].second.bytes;
-      }
-      std::cout << "  and " << s.removed_counts.size() - shown << " more removed rules had counted " << rest.packets
-                << " packets, " << rest.bytes << " bytes\n";
-    }
-    if (confirm_)
-      std::cout << "run 'sipxdp" << (g.netns.empty() ? "" : " --netns " + g.netns) << " confirm " << iface
-                << "' within " << confirm_ << " s, or the previous policy comes back\n";
+    if (watch_ && (a_.dry_run || a_.confirm)) fail(make_error("--watch goes with neither --dry-run nor --confirm"));
+    if (watch_)
+      watch_and_apply(a_, g);
+    else
+      do_apply(a_, g);
   }
 };
 
@@ -684,6 +776,125 @@ class Ban : public Command {
   }
 };
 
+// What the systemd units run: the settings of /etc/sipxdp (or --config-dir).
+class Service : public Command {
+  std::string action_, iface_;
+
+ public:
+  const char* name() const override { return "service"; }
+  const char* help() const override {
+    return "start, reload, stop or watch IFACE as configured in /etc/sipxdp (what the systemd units run)";
+  }
+  void define(CLI::App& app) override {
+    app.add_option("action", action_, "start, reload, stop or watch")
+        ->required()
+        ->check(CLI::IsMember({"start", "reload", "stop", "watch"}));
+    app.add_option("iface", iface_, "interface")->required();
+  }
+  void run(const Global& g0) override {
+    Config cfg = must(load_config(g0.config_dir.empty() ? default_config_dir() : g0.config_dir));
+    InterfaceConfig ic = cfg.interface(iface_);
+    Global g = g0;
+    g.netns = ic.netns;
+    std::string dir = pin_dir(iface_, g.netns), staging = staging_dir(iface_, g.netns);
+    if (action_ == "stop") {
+      if (!exists(dir) && !exists(staging)) {
+        std::cout << g.label(iface_) << ": nothing attached\n";
+        return;
+      }
+      do_detach(iface_, false, false, g);
+      return;
+    }
+    if (action_ == "reload") {
+      do_apply(ApplyArgs{.file = ic.policy, .iface = iface_, .force = true}, g);
+      return;
+    }
+    if (action_ == "watch") {
+      watch_and_apply(ApplyArgs{.file = ic.policy, .iface = iface_, .force = true}, g);
+      return;
+    }
+    // start: attach; what a crash or an unclean stop left is replaced.
+    if (exists(dir) || exists(staging)) {
+      Instance in = inspect_instance(exists(dir) ? dir : staging);
+      if (in.state == Instance::State::ok) {
+        std::cout << g.label(iface_) << ": already attached; applying " << ic.policy << "\n";
+        do_apply(ApplyArgs{.file = ic.policy, .iface = iface_, .force = true}, g);
+        return;
+      }
+      std::cout << g.label(iface_) << ": replacing an instance that does not filter (" << in.why << ")\n";
+      do_detach(iface_, false, false, g);
+    }
+    do_attach(AttachArgs{.iface = iface_, .policy = ic.policy, .mode = ic.mode, .force = true}, g);
+  }
+};
+
+class Init : public Command {
+  std::string preset_, mgmt_, rtp_;
+
+ public:
+  const char* name() const override { return "init"; }
+  const char* help() const override { return "write a starting policy for a kind of server to stdout"; }
+  bool needs_root() const override { return false; }
+  void define(CLI::App& app) override {
+    app.add_option("--preset", preset_, "freeswitch-minimal, freeswitch-full, asterisk or kamailio-sbc")->required();
+    app.add_option("--mgmt", mgmt_, "the management host or network (CIDRs, comma-separated)");
+    app.add_option("--rtp", rtp_, "the media port range, LO-HI");
+  }
+  void run(const Global&) override {
+    std::vector<Cidr> mgmt;
+    for (size_t start = 0; !mgmt_.empty() && start <= mgmt_.size();) {
+      size_t comma = mgmt_.find(',', start);
+      std::string one = mgmt_.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+      auto c = parse_cidr(one);
+      if (!c) fail(make_error("--mgmt: " + c.error().what));
+      mgmt.push_back(c.value());
+      if (comma == std::string::npos) break;
+      start = comma + 1;
+    }
+    std::optional<PortRange> rtp;
+    if (!rtp_.empty()) {
+      unsigned lo = 0, hi = 0;
+      char dash = 0, extra = 0;
+      if (std::sscanf(rtp_.c_str(), "%u%c%u%c", &lo, &dash, &hi, &extra) != 3 || dash != '-' || lo > hi || hi > 65535)
+        fail(make_error("--rtp: \"" + rtp_ + "\" is not a port range LO-HI"));
+      rtp = PortRange{uint16_t(lo), uint16_t(hi)};
+    }
+    std::cout << must(preset_policy(preset_, mgmt, rtp));
+  }
+};
+
+// Translates iptables rules into a policy: what cannot be translated is
+// listed (stderr, with line numbers), never dropped silently.
+class Import : public Command {
+  std::string file_;
+  bool strict_ = false;
+
+ public:
+  const char* name() const override { return "import"; }
+  const char* help() const override { return "translate an iptables-save file into a policy (on stdout)"; }
+  bool needs_root() const override { return false; }
+  void define(CLI::App& app) override {
+    app.add_option("file", file_, "an iptables-save (or ip6tables-save) file")->required();
+    app.add_flag("--strict", strict_, "fail when any line is not translated exactly");
+  }
+  void run(const Global&) override {
+    std::string text = must(read_policy_text(file_));
+    ImportResult r = must(import_iptables_save(text, file_));
+    size_t untranslated = 0, different = 0;
+    for (auto& n : r.notes) {
+      std::cerr << "sipxdp: " << (n.translated_differently ? "note" : "not translated") << ": " << file_;
+      if (n.line) std::cerr << ":" << n.line;
+      std::cerr << ": " << one_line(n.text) << "\n";
+      (n.translated_differently ? different : untranslated)++;
+    }
+    std::cout << r.policy.dump(2) << "\n";
+    if (!r.notes.empty())
+      std::cerr << "sipxdp: " << file_ << ": " << untranslated << " lines not translated, " << different
+                << " translated with a difference (see above)\n";
+    if (strict_ && !r.notes.empty()) fail(make_error(file_ + ": not every line translates exactly (--strict)"));
+  }
+};
+
 std::vector<std::unique_ptr<Command>> commands() {
   std::vector<std::unique_ptr<Command>> v;
   v.push_back(std::make_unique<Attach>());
@@ -696,6 +907,9 @@ std::vector<std::unique_ptr<Command>> commands() {
   v.push_back(std::make_unique<Rollback>());
   v.push_back(std::make_unique<Bans>());
   v.push_back(std::make_unique<Ban>());
+  v.push_back(std::make_unique<Service>());
+  v.push_back(std::make_unique<Init>());
+  v.push_back(std::make_unique<Import>());
   return v;
 }
 
@@ -704,9 +918,13 @@ std::vector<std::unique_ptr<Command>> commands() {
 int main(int argc, char** argv) {
   CLI::App app{"sipxdp: an XDP firewall for VoIP servers"};
   app.require_subcommand(1);
+  app.fallthrough();
   Global g;
   app.add_option("--netns", g.netns, "run against an interface inside this named network namespace");
   app.add_flag("-v,--verbose", g.verbose, "show libbpf and verifier messages");
+  app.add_option("--config-dir", g.config_dir, "configuration directory (default $SIPXDP_CONFIG_DIR or /etc/sipxdp)");
+  app.set_version_flag("-V,--version",
+                       std::string("sipxdp ") + sipxdp::version() + " (git " + sipxdp::git_commit() + ")");
   auto table = commands();
   std::map<CLI::App*, Command*> by_app;
   for (auto& c : table) {

@@ -202,6 +202,67 @@ def tcp_parts(host, port, gap, parts):
     c.close()
 
 
+def listen_many(spec, seconds):
+    """Listens on every port of SPEC (JSON list of [proto, port]); prints 'ready', then JSON
+    {"udp/5060": datagrams, "tcp/5060": connections accepted, "ids": [probe ids received]}
+    (a datagram's id is what follows "probe-id=" at its end, as probe-many sends it)."""
+    import json
+    socks = {}
+    for proto, port in json.loads(spec):
+        s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM if proto == "udp" else socket.SOCK_STREAM)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        s.bind(("::", port))
+        if proto == "tcp":
+            s.listen(16)
+        socks[s] = f"{proto}/{port}"
+    counts = {k: 0 for k in socks.values()}
+    ids = []
+    print("ready", flush=True)
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        r, _, _ = select.select(list(socks), [], [], max(0, deadline - time.time()))
+        for s in r:
+            if s.type == socket.SOCK_DGRAM:
+                data, _ = s.recvfrom(65535)
+                at = data.rfind(b"probe-id=")
+                if at >= 0:
+                    ids.append(data[at + 9:].decode())
+            else:
+                c, _ = s.accept()
+                c.close()
+            counts[socks[s]] += 1
+    counts["ids"] = ids
+    print(json.dumps(counts), flush=True)
+
+
+def probe_many(host, spec):
+    """For each [proto, port, source(, payload, id)] of SPEC (JSON), one UDP datagram or one TCP
+    connection attempt from that source address; prints JSON {"tcp/22/SRC": true|false, ...}
+    (TCP: connected). A UDP probe with an id carries PAYLOAD then "\r\nprobe-id=ID"."""
+    import json
+    out = {}
+    for proto, port, src, *extra in json.loads(spec):
+        if proto == "udp":
+            s = socket.socket(family(host), socket.SOCK_DGRAM)
+            s.bind((src, 0))
+            data = b"probe"
+            if extra:
+                data = extra[0].encode() + b"\r\nprobe-id=" + extra[1].encode()
+            s.sendto(data, (host, port))
+            s.close()
+            out[f"udp/{port}"] = None
+        else:
+            try:
+                c = socket.create_connection((host, port), timeout=1.0, source_address=(src, 0))
+                c.close()
+                out[f"tcp/{port}/{src}"] = True
+            except OSError:
+                out[f"tcp/{port}/{src}"] = False
+        time.sleep(0.01)
+    print(json.dumps(out), flush=True)
+
+
 if __name__ == "__main__":
     mode, args = sys.argv[1], sys.argv[2:]
     if mode == "udp-sink":
@@ -225,6 +286,10 @@ if __name__ == "__main__":
         tcp_grab(int(args[0]), float(args[1]))
     elif mode == "tcp-parts":
         tcp_parts(args[0], int(args[1]), float(args[2]), args[3:])
+    elif mode == "listen-many":
+        listen_many(args[0], float(args[1]))
+    elif mode == "probe-many":
+        probe_many(args[0], args[1])
     elif mode == "tcp-try":
         tcp_try(args[0], int(args[1]), float(args[2]))
     else:
