@@ -30,6 +30,21 @@ cleanup() {
 }
 trap cleanup EXIT
 
+if [ -n "${SIPXDP_BUILD_DIR:-}" ]; then
+  echo "== cmake --install of $SIPXDP_BUILD_DIR (default prefix) into a staging DESTDIR"
+  stage=$(mktemp -d)
+  trap 'cleanup; rm -rf "$stage"' EXIT
+  DESTDIR=$stage cmake --install "$SIPXDP_BUILD_DIR" >/dev/null
+  check "cmake --install: /usr/local/sbin/sipxdp" test -x "$stage/usr/local/sbin/sipxdp"
+  check "cmake --install: man page" test -f "$stage/usr/local/share/man/man8/sipxdp.8.gz"
+  check "cmake --install: completion" test -f "$stage/usr/local/share/bash-completion/completions/sipxdp"
+  check "cmake --install: unit runs /usr/local/sbin/sipxdp" \
+    grep -q "^ExecStart=/usr/local/sbin/sipxdp service start %i" "$stage/usr/local/lib/systemd/system/sipxdp@.service"
+  check "cmake --install: watch unit" test -f "$stage/usr/local/lib/systemd/system/sipxdp-watch@.service"
+  check "cmake --install: presets" test -f "$stage/usr/local/share/sipxdp/examples/presets/asterisk.json"
+  check "cmake --install: /etc/sipxdp (whatever the prefix)" test -f "$stage/etc/sipxdp/sipxdp.conf"
+fi
+
 echo "== building the package in $build"
 cmake -S "$src" -B "$build" -DCMAKE_INSTALL_PREFIX=/usr -DCMAKE_BUILD_TYPE=Release -DSIPXDP_TESTS=OFF \
   -DSIPXDP_TOOLS=OFF >/dev/null
