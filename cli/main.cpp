@@ -18,6 +18,9 @@
 
 #include <atomic>
 
+#include <systemd/sd-daemon.h>
+
+#include "cli.h"
 #include "sipxdp/config.h"
 #include "sipxdp/confirm.h"
 #include "sipxdp/datapath.h"
@@ -30,159 +33,9 @@
 #include "sipxdp/version.h"
 #include "sipxdp/watch.h"
 
-using namespace sipxdp;
-using json = nlohmann::json;
-
-namespace {
-
-struct Global {
-  std::string netns;
-  std::string config_dir;
-  bool verbose = false;
-  std::string where() const { return netns.empty() ? "" : " in network namespace " + netns; }
-  std::string label(const std::string& iface) const { return iface + (netns.empty() ? "" : " (netns " + netns + ")"); }
-};
-
-// The way out of a command on an error: one line on stderr, exit status 1.
-struct Failure {
-  Error error;
-};
-
-[[noreturn]] void fail(Error e) {
-  throw Failure{std::move(e)};
-}
-
-template <typename T>
-T must(Result<T> r) {
-  if (!r) fail(r.error());
-  return std::move(r.value());
-}
-
-void must(const Status& s) {
-  if (!s) fail(s.error());
-}
-
-std::string abs_path(const std::string& p) {
-  char buf[PATH_MAX];
-  if (realpath(p.c_str(), buf)) return buf;
-  return p;
-}
-
-bool exists(const std::string& path) {
-  struct stat sb {};
-  return stat(path.c_str(), &sb) == 0;
-}
-
-bool is_staging(const Instance& in) {
-  return in.dir == staging_dir(in.ifname, in.netns);
-}
-
-// Whole instances visible from this invocation: those of --netns, or of the host.
-std::vector<Instance> instances(const Global& g) {
-  std::vector<Instance> out;
-  for (auto& in : list_instances())
-    if (in.netns == g.netns && !is_staging(in)) out.push_back(in);
-  return out;
-}
-
-// The interface named, or the only one attached.
-std::string resolve_iface(const std::string& iface, const Global& g) {
-  if (!iface.empty()) return iface;
-  auto all = instances(g);
-  if (all.empty()) {
-    for (auto& in : list_instances())
-      if (in.netns == g.netns) fail(make_error(in.ifname + g.where() + ": " + in.why));
-    fail(make_error("no interface is attached" + g.where()));
-  }
-  if (all.size() > 1) {
-    std::string names;
-    for (auto& in : all) names += (names.empty() ? "" : ", ") + in.ifname;
-    fail(make_error("several interfaces are attached" + g.where() + " (" + names + "); name one"));
-  }
-  return all[0].ifname;
-}
-
-// The instance of `iface`. With `must_filter`, refuses one that is not
-// filtering (defunct, orphaned or interrupted): writing a policy to it would
-// report success while nothing is enforced.
-Datapath open_instance(const std::string& iface, const Global& g, bool must_filter) {
-  std::string dir = pin_dir(iface, g.netns), staging = staging_dir(iface, g.netns);
-  if (!exists(dir)) {
-    if (exists(staging)) fail(make_error(iface + g.where() + ": " + inspect_instance(staging).why));
-    fail(make_error(iface + g.where() + " is not attached"));
-  }
-  Instance in = inspect_instance(dir);
-  if (in.state != Instance::State::ok) {
-    if (must_filter) fail(make_error(iface + g.where() + ": " + in.why));
-    std::cerr << "sipxdp: warning: " << iface << g.where() << ": " << in.why << "\n";
-  }
-  return must(Datapath::open_pinned(dir));
-}
-
-// Reads and checks a policy as apply would: parse, the stored size; prints its warnings.
-Policy load_checked(const std::string& file, std::string* text) {
-  std::string t;
-  Policy p = must(load_policy_file(file, &t));
-  for (auto& w : p.warnings) std::cerr << "sipxdp: warning: " << w << "\n";
-  if (auto st = check_manifest_fits(p, t); !st) fail(make_error(file + ": " + st.error().what));
-  if (text) *text = std::move(t);
-  return p;
-}
-
-// Refuses (unless forced) a policy that would drop the SSH session this runs in.
-void check_lockout(const Policy& p, const std::string& iface, bool force, const Global& g) {
-  if (force) return;
-  auto ns = must(NetnsScope::enter(g.netns));
-  if (auto why = ssh_lockout(p, iface, std::getenv("SSH_CONNECTION"))) fail(make_error(*why));
-}
-
-std::string human(double v) {
-  const char* units[] = {"", "K", "M", "G", "T", "P"};
-  int u = 0;
-  while (v >= 100000 && u < 5) v /= 1000, ++u;
-  char buf[32];
-  std::snprintf(buf, sizeof(buf), "%.0f%s", v, units[u]);
-  return buf;
-}
-
-std::string rate(double v, const char* unit) {
-  const char* units[] = {"", "k", "M", "G", "T"};
-  int u = 0;
-  while (v >= 1000 && u < 4) v /= 1000, ++u;
-  char buf[32];
-  std::snprintf(buf, sizeof(buf), u ? "%.1f%s%s" : "%.0f%s%s", v, units[u], unit);
-  return buf;
-}
-
-std::string when(uint64_t t) {
-  if (!t) return "-";
-  char buf[64];
-  time_t tt = static_cast<time_t>(t);
-  strftime(buf, sizeof(buf), "%Y-%m-%d %H:%M:%S", localtime(&tt));
-  return buf;
-}
-
-void print_lines(const std::vector<std::string>& lines) {
-  for (auto& l : lines) std::cout << "  " << l << "\n";
-}
+namespace sipxdp::cli {
 
 // ---- the commands ---------------------------------------------------------
-
-class Command {
- public:
-  virtual ~Command() = default;
-  virtual const char* name() const = 0;
-  virtual const char* help() const = 0;
-  virtual bool needs_root() const { return true; }
-  virtual void define(CLI::App& app) = 0;
-  virtual void run(const Global& g) = 0;
-};
-
-struct AttachArgs {
-  std::string iface, policy;
-  XdpMode mode = XdpMode::auto_;
-  bool force = false, json = false;
-};
 
 void do_attach(const AttachArgs& a, const Global& g) {
   std::string text;
@@ -536,12 +389,6 @@ class Validate : public Command {
   }
 };
 
-struct ApplyArgs {
-  std::string file, iface;
-  bool dry_run = false, force = false, json = false;
-  unsigned confirm = 0;
-};
-
 void print_summary(const ApplyArgs& a, const std::string& iface, const ApplySummary& s,
                    const std::optional<Datapath::LinkInfo>& li, const Global& g) {
   if (a.json) {
@@ -603,10 +450,23 @@ void do_apply(const ApplyArgs& a, const Global& g) {
   print_summary(a, iface, s, li ? std::optional<Datapath::LinkInfo>(li.value()) : std::nullopt, g);
 }
 
+namespace {
 std::atomic<bool> g_stop{false};
 
 void on_stop_signal(int) {
   g_stop = true;
+}
+}  // namespace
+
+void catch_stop_signals() {
+  struct sigaction sa {};
+  sa.sa_handler = on_stop_signal;
+  sigaction(SIGTERM, &sa, nullptr);
+  sigaction(SIGINT, &sa, nullptr);
+}
+
+bool stop_requested() {
+  return g_stop;
 }
 
 // Applies `a.file` whenever it changes, until SIGTERM or SIGINT. An edit that
@@ -615,10 +475,7 @@ void on_stop_signal(int) {
 void watch_and_apply(const ApplyArgs& a, const Global& g) {
   std::string iface = resolve_iface(a.iface, g);
   std::string dir = pin_dir(iface, g.netns);
-  struct sigaction sa {};
-  sa.sa_handler = on_stop_signal;
-  sigaction(SIGTERM, &sa, nullptr);
-  sigaction(SIGINT, &sa, nullptr);
+  catch_stop_signals();
   auto w = must(FileWatch::open(a.file));
   std::string live = must(open_instance(iface, g, true).manifest()).policy_sha256, refused;
   std::cout << "watching " << a.file << " for " << g.label(iface) << std::endl;
@@ -783,12 +640,12 @@ class Service : public Command {
  public:
   const char* name() const override { return "service"; }
   const char* help() const override {
-    return "start, reload, stop or watch IFACE as configured in /etc/sipxdp (what the systemd units run)";
+    return "run, start, reload, stop or watch IFACE as configured in /etc/sipxdp (what the systemd units run)";
   }
   void define(CLI::App& app) override {
-    app.add_option("action", action_, "start, reload, stop or watch")
+    app.add_option("action", action_, "run (start, then log drop events until stopped), start, reload, stop or watch")
         ->required()
-        ->check(CLI::IsMember({"start", "reload", "stop", "watch"}));
+        ->check(CLI::IsMember({"run", "start", "reload", "stop", "watch"}));
     app.add_option("iface", iface_, "interface")->required();
   }
   void run(const Global& g0) override {
@@ -798,6 +655,14 @@ class Service : public Command {
     g.netns = ic.netns;
     std::string dir = pin_dir(iface_, g.netns), staging = staging_dir(iface_, g.netns);
     if (action_ == "stop") {
+      // systemd runs ExecStop also when the service's process died on its
+      // own (SERVICE_RESULT says how): the firewall must not go with it.
+      const char* result = std::getenv("SERVICE_RESULT");
+      if (result && *result && std::string(result) != "success") {
+        std::cout << g.label(iface_) << ": the service's process ended (" << result
+                  << "); the firewall stays attached (sipxdp detach " << iface_ << " removes it)\n";
+        return;
+      }
       if (!exists(dir) && !exists(staging)) {
         std::cout << g.label(iface_) << ": nothing attached\n";
         return;
@@ -813,18 +678,27 @@ class Service : public Command {
       watch_and_apply(ApplyArgs{.file = ic.policy, .iface = iface_, .force = true}, g);
       return;
     }
-    // start: attach; what a crash or an unclean stop left is replaced.
+    // start (and run): attach; what a crash or an unclean stop left is replaced.
+    bool attached = false;
     if (exists(dir) || exists(staging)) {
       Instance in = inspect_instance(exists(dir) ? dir : staging);
       if (in.state == Instance::State::ok) {
         std::cout << g.label(iface_) << ": already attached; applying " << ic.policy << "\n";
         do_apply(ApplyArgs{.file = ic.policy, .iface = iface_, .force = true}, g);
-        return;
+        attached = true;
+      } else {
+        std::cout << g.label(iface_) << ": replacing an instance that does not filter (" << in.why << ")\n";
+        do_detach(iface_, false, false, g);
       }
-      std::cout << g.label(iface_) << ": replacing an instance that does not filter (" << in.why << ")\n";
-      do_detach(iface_, false, false, g);
     }
-    do_attach(AttachArgs{.iface = iface_, .policy = ic.policy, .mode = ic.mode, .force = true}, g);
+    if (!attached) do_attach(AttachArgs{.iface = iface_, .policy = ic.policy, .mode = ic.mode, .force = true}, g);
+    if (action_ != "run") return;
+    // run: filtering from here on; the rest is the journal's drop lines.
+    std::cout << std::flush;
+    catch_stop_signals();
+    sd_notify(0, ("READY=1\nSTATUS=filtering " + g.label(iface_)).c_str());
+    log_events(dir, iface_, g.netns, cfg.log_events_per_minute);
+    sd_notify(0, "STOPPING=1");
   }
 };
 
@@ -910,10 +784,14 @@ std::vector<std::unique_ptr<Command>> commands() {
   v.push_back(std::make_unique<Service>());
   v.push_back(std::make_unique<Init>());
   v.push_back(std::make_unique<Import>());
+  for (auto& c : observe_commands()) v.push_back(std::move(c));
   return v;
 }
 
-}  // namespace
+}  // namespace sipxdp::cli
+
+using namespace sipxdp;
+using namespace sipxdp::cli;
 
 int main(int argc, char** argv) {
   CLI::App app{"sipxdp: an XDP firewall for VoIP servers"};

@@ -13,7 +13,7 @@
 # Reading /sys/fs/bpf usually needs root: as another user, interface
 # arguments that must be attached complete to nothing.
 
-_sipxdp_subcommands="attach detach status stats validate apply confirm rollback bans ban service import init"
+_sipxdp_subcommands="attach detach status stats validate apply confirm rollback bans ban service import init events capture exporter"
 _sipxdp_presets="freeswitch-minimal freeswitch-full asterisk kamailio-sbc"
 
 # COMPREPLY = the lines of stdin that start with $cur (taken literally: no globbing).
@@ -218,6 +218,15 @@ _sipxdp() {
     bans) opts="--json --help" ;;
     ban) argopts="-s --seconds -i --iface" ;;
     init) argopts="--preset --mgmt --rtp"; opts="--preset --mgmt --rtp --help" ;;
+    events)
+      argopts="--reason --src -n --count --seconds"
+      opts="--follow --json --reason --src --count --seconds --help"
+      ;;
+    capture)
+      argopts="-w --write --reason --src -c --count -s --snaplen --seconds"
+      opts="--write --reason --src --count --snaplen --seconds --help"
+      ;;
+    exporter) argopts="--listen"; opts="--listen --help" ;;
   esac
   local -a pos=()
   for ((i = cmd_i + 1; i < cword; i++)); do
@@ -225,8 +234,12 @@ _sipxdp() {
     case $w in
       --*=*) ;;
       -w | --watch)
-        # An optional value: a number, when one follows.
-        [[ $cmd == stats && ${words[i + 1]-} =~ ^[0-9.]+$ ]] && ((i + 1 < cword)) && ((i++))
+        if [[ $cmd == capture ]]; then
+          ((i++)) # -w FILE
+        else
+          # An optional value: a number, when one follows.
+          [[ $cmd == stats && ${words[i + 1]-} =~ ^[0-9.]+$ ]] && ((i + 1 < cword)) && ((i++))
+        fi
         ;;
       --netns | --config-dir) ((i++)) ;;
       -*) [[ " $argopts " == *" $w "* ]] && ((i++)) ;;
@@ -248,7 +261,10 @@ _sipxdp() {
       [[ $cmd == apply || $cmd == ban ]] && { _sipxdp_reply_lines < <(_sipxdp_attached "$netns"); return; }
       ;;
     --preset) [[ $cmd == init ]] && { _sipxdp_reply_words "$_sipxdp_presets"; return; } ;;
-    --confirm | --mgmt | --rtp | -s | --seconds) [[ " $argopts " == *" $prev "* ]] && return ;;
+    -w | --write) [[ $cmd == capture ]] && { _sipxdp_files pcapng; return; } ;;&
+    --confirm | --mgmt | --rtp | -s | --seconds | --reason | --src | -n | -c | --count | --snaplen | --listen)
+      [[ " $argopts " == *" $prev "* ]] && return
+      ;;
     -w | --watch) [[ $cmd == stats && $cur != -* ]] && return ;;
   esac
   $split && return
@@ -263,7 +279,7 @@ _sipxdp() {
   local n=${#pos[@]}
   case $cmd in
     attach) ((n == 0)) && { _sipxdp_reply_lines < <(_sipxdp_links "$netns"); return; } ;;
-    detach | stats | bans | confirm | rollback)
+    detach | stats | bans | confirm | rollback | events | capture)
       ((n == 0)) && { _sipxdp_reply_lines < <(_sipxdp_attached "$netns"); return; }
       ;;
     validate | apply) ((n == 0)) && { _sipxdp_files json; return; } ;;
@@ -273,10 +289,10 @@ _sipxdp() {
       ((n == 1)) && return # an address or prefix
       ;;
     service)
-      ((n == 0)) && { _sipxdp_reply_words "start reload stop watch"; return; }
+      ((n == 0)) && { _sipxdp_reply_words "run start reload stop watch"; return; }
       if ((n == 1)); then
         case ${pos[0]} in
-          start)
+          run | start)
             # The interfaces with a configuration; every interface when there is none.
             local conf
             conf=$(_sipxdp_configured "$confdir")

@@ -98,5 +98,8 @@ in_srv ping -c 3 -i 0.2 -q $M4 | grep -E 'transmitted' | sed 's/^/ping from the 
 say "sipxdp stats $SIF"
 "$SIPXDP" --netns "$SRV" stats "$SIF"
 
+say "sipxdp events $SIF -n 6: who was dropped, and why"
+"$SIPXDP" --netns "$SRV" events "$SIF" -n 6 --src 198.18.0.0/15
+
 say "sipxdp detach $SIF"
 "$SIPXDP" --netns "$SRV" detach "$SIF"

@@ -30,10 +30,14 @@ Status recount_manual_bans(const Datapath::Impl& I) {
 }  // namespace
 
 Result<std::vector<Datapath::Ban>> Datapath::bans() const {
+  auto m = manifest();
+  return bans(m ? m.value() : Manifest{});
+}
+
+Result<std::vector<Datapath::Ban>> Datapath::bans(const Manifest& m) const {
   const Impl& I = *impl_;
   std::map<uint32_t, std::string> pattern_of;
-  if (auto m = manifest())
-    for (auto& pt : m->patterns) pattern_of[pt.counter] = pt.pattern;
+  for (auto& pt : m.patterns) pattern_of[pt.counter] = pt.pattern;
   auto reason = [&](uint32_t r) -> std::string {
     if (r == SIPXDP_BAN_MANUAL) return "manual";
     auto it = pattern_of.find(r);

@@ -435,6 +435,10 @@ Result<CompiledPolicy> compile_policy(const Policy& p, const Slots& slots) {
     return make_error("internal: counter slots do not match the policy");
   const std::vector<uint32_t>& rule_counter = slots.rules;
   CompiledPolicy out;
+  out.events.flags = p.events.drops ? SIPXDP_EVENTS_DROPS : 0;
+  out.events.snaplen = p.events.snaplen;
+  out.events.cost_ns = NSEC_PER_SEC / p.events.rate;
+  out.events.burst_ns = out.events.cost_ns * p.events.burst;
   Classes cls(std::max<size_t>(p.rules.size(), 1));
   out.port_class.assign(size_t(SIPXDP_PT_NUM) * SIPXDP_PORTS, 0);
 

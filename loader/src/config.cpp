@@ -69,8 +69,14 @@ Result<Config> load_config(const std::string& dir) {
   if (!doc) return doc.error();
   try {
     const json& root = doc->root;
-    known_fields(root, {}, {"mode", "interfaces"}, "sipxdp.conf");
+    known_fields(root, {}, {"mode", "interfaces", "log_events_per_minute"}, "sipxdp.conf");
     if (root.contains("mode")) c.mode = mode_of(root["mode"], {"mode"});
+    if (root.contains("log_events_per_minute")) {
+      const json& n = root["log_events_per_minute"];
+      if (!n.is_number_integer() || n.get<int64_t>() < 0 || n.get<int64_t>() > 100000)
+        fail({"log_events_per_minute"}, "log_events_per_minute must be a whole number from 0 to 100000");
+      c.log_events_per_minute = static_cast<unsigned>(n.get<int64_t>());
+    }
     if (root.contains("interfaces")) {
       const json& ifs = root["interfaces"];
       if (!ifs.is_object()) fail({"interfaces"}, "\"interfaces\" must be an object: {\"eth1\": {...}}");

@@ -345,34 +345,57 @@ Result<CounterValue> Datapath::counter(uint32_t slot) const {
 Result<std::vector<StatRow>> Datapath::stats() const {
   auto m = manifest();
   if (!m) return m.error();
-  std::vector<StatRow> rows;
-  for (auto& r : m->rules) {
-    auto v = counter(r.counter);
-    if (!v) return v.error();
-    rows.push_back({r.name, r.match, r.action, false, v.value()});
+  return stats(m.value());
+}
+
+Result<std::vector<StatRow>> Datapath::stats(const Manifest& m) const {
+  // Every counter up to the highest slot in use, in batches (one system call
+  // per few thousand slots instead of one per slot).
+  uint32_t top = 0;
+  for (auto& r : m.rules) top = std::max(top, r.counter);
+  for (auto& p : m.patterns) top = std::max(top, p.counter);
+  for (auto& d : m.dscp) top = std::max(top, d.counter);
+  for (auto& b : builtin_counters()) top = std::max(top, b.slot);
+  const size_t n = size_t(top) + 1, cpus = size_t(ncpus());
+  std::vector<sipxdp_counter> per(n * cpus);
+  std::vector<uint32_t> keys(n);
+  for (uint32_t done = 0; done < n;) {
+    uint32_t count = static_cast<uint32_t>(std::min<size_t>(n - done, 4096)), out_batch = 0;
+    uint32_t in_batch = done;
+    int err = bpf_map_lookup_batch(impl_->fd(M_counters), done ? &in_batch : nullptr, &out_batch, keys.data() + done,
+                                   per.data() + size_t(done) * cpus, &count, nullptr);
+    if (err && errno != ENOENT) return sys_error("cannot read map counters", errno);
+    if (count == 0) return make_error("cannot read map counters: short batch");
+    done += count;
+    if (err) break;
   }
-  for (auto& pt : m->patterns) {
-    auto v = counter(pt.counter);
-    if (!v) return v.error();
+  auto value = [&](uint32_t slot) {
+    CounterValue v;
+    for (size_t c = 0; c < cpus; ++c) {
+      v.packets += per[size_t(slot) * cpus + c].packets;
+      v.bytes += per[size_t(slot) * cpus + c].bytes;
+    }
+    return v;
+  };
+  std::vector<StatRow> rows;
+  rows.reserve(m.rules.size() + m.patterns.size() + m.dscp.size() + builtin_counters().size());
+  for (auto& r : m.rules) rows.push_back({r.name, r.match, r.action, false, value(r.counter)});
+  for (auto& pt : m.patterns) {
     std::string q = escape_bytes(pt.pattern);
-    StatRow row{"scanner:" + q, (m->sip_match == "headers" ? "header contains \"" : "payload contains \"") + q + "\"",
-                "drop", false, v.value()};
+    StatRow row{"scanner:" + q, (m.sip_match == "headers" ? "header contains \"" : "payload contains \"") + q + "\"",
+                "drop", false, value(pt.counter)};
     row.pattern = true;
     rows.push_back(row);
   }
-  for (auto& d : m->dscp) {
-    auto v = counter(d.counter);
-    if (!v) return v.error();
-    StatRow row{"dscp:" + d.name, d.match + " -> dscp " + std::to_string(d.dscp), d.cls, false, v.value()};
+  for (auto& d : m.dscp) {
+    StatRow row{"dscp:" + d.name, d.match + " -> dscp " + std::to_string(d.dscp), d.cls, false, value(d.counter)};
     row.dscp = true;
     rows.push_back(row);
   }
   for (auto& b : builtin_counters()) {
-    auto v = counter(b.slot);
-    if (!v) return v.error();
     std::string action = b.action;
-    if (b.slot == SIPXDP_CTR_DEFAULT) action = m->default_action.empty() ? "allow" : m->default_action;
-    rows.push_back({b.name, b.what, action, true, v.value()});
+    if (b.slot == SIPXDP_CTR_DEFAULT) action = m.default_action.empty() ? "allow" : m.default_action;
+    rows.push_back({b.name, b.what, action, true, value(b.slot)});
   }
   return rows;
 }

@@ -178,6 +178,13 @@ Result<ApplySummary> Datapath::apply(const Policy& p, const std::string& source,
   if (bpf_map_update_elem(I.fd(M_policy_hdr), &spare, &compiled->hdr, BPF_ANY) != 0)
     return sys_error("cannot write map policy_hdr", errno);
 
+  // Event settings are not per generation: a packet judged by either policy
+  // makes its event by the newest settings (written first: a failure here
+  // leaves the old policy live).
+  const uint32_t zero = 0;
+  if (bpf_map_update_elem(I.fd(M_event_cfg), &zero, &compiled->events, BPF_ANY) != 0)
+    return sys_error("cannot write map event_cfg", errno);
+
   // The flip: one write, after which every new packet sees only the new
   // policy (the fence orders the mmap-ed table stores before it). The state
   // is read again inside: ban add/del may have changed it since.
@@ -185,6 +192,7 @@ Result<ApplySummary> Datapath::apply(const Policy& p, const std::string& source,
   SIPXDP_TRY(I.update_state([&](sipxdp_state& s) {
     s.active_gen = spare;
     s.settled = 0;
+    s.applies++;
   }));
   SIPXDP_TRY(I.wait_for_readers());
   SIPXDP_TRY(I.update_state([](sipxdp_state& s) { s.settled = 1; }));

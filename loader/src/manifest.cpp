@@ -33,6 +33,10 @@ std::map<std::string, std::vector<std::string>> policy_settings(const Policy& p)
   s["sip.ignore_case"] = {on_off(p.sip.ignore_case)};
   s["sip.ban_seconds"] = {std::to_string(p.sip.ban_seconds)};
   s["sip.fragments"] = {p.sip.fragments == SipFragments::drop ? "drop" : "inspect"};
+  s["events.drops"] = {on_off(p.events.drops)};
+  s["events.rate"] = {std::to_string(p.events.rate) + "/s"};
+  s["events.burst"] = {std::to_string(p.events.burst)};
+  s["events.snaplen"] = {std::to_string(p.events.snaplen)};
   auto& t = s["sip.trusted"];
   for (auto& c : p.sip.trusted) t.push_back(c.str());
   // The order of the patterns decides which one counts a packet holding several.

@@ -27,7 +27,13 @@
   X(flows)                    \
   X(flow_hint)                \
   X(dscp_rules)               \
-  X(tcp_tails)
+  X(tcp_tails)                \
+  X(event_cfg)                \
+  X(event_budget)             \
+  X(event_stats)              \
+  X(event_recent)             \
+  X(event_readers)            \
+  X(event_owners)
 
 // Maps of the object that are not pinned: per-CPU scratch space, the egress
 // program's fragment memory, and the constants (.rodata).

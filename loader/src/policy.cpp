@@ -37,8 +37,9 @@ class Parser {
   Policy run(const json& doc) {
     Policy p;
     if (!doc.is_object()) fail({}, "the policy must be a JSON object");
-    static const std::set<std::string> known = {"version", "default_action", "description",   "rules",          "sip",
-                                                "dscp",    "stateful",       "flow_timeouts", "flow_table_size"};
+    static const std::set<std::string> known = {"version", "default_action", "description", "rules",
+                                                "sip",     "dscp",           "stateful",    "flow_timeouts",
+                                                "events",  "flow_table_size"};
     for (auto& [k, v] : doc.items()) {
       if (!known.count(k)) fail({k}, "unknown field \"" + k + "\"", true);
     }
@@ -83,6 +84,7 @@ class Parser {
       cur_rule_.clear();
     }
     flows(doc, p.flows);
+    if (doc.contains("events")) events(doc["events"], p.events);
     // Without a "sip" block, the default patterns matter only to rules that inspect.
     if (!doc.contains("sip") && std::none_of(p.rules.begin(), p.rules.end(), [](auto& r) { return r.inspect_sip; }))
       p.sip.patterns.clear();
@@ -109,13 +111,15 @@ class Parser {
     fail(at, "action must be \"allow\" or \"drop\", not " + json_brief(v));
   }
 
+  // `at` with one more key.
+  static Path under(Path at, const std::string& k) {
+    at.push_back(k);
+    return at;
+  }
+
   void sip(const json& v, SipConfig& out) {
     const Path at = {"sip"};
-    auto sub = [&](const std::string& k) {
-      Path p = at;
-      p.push_back(k);
-      return p;
-    };
+    auto sub = [&](const std::string& k) { return under(at, k); };
     if (!v.is_object()) fail(at, "\"sip\" must be a JSON object");
     static const std::set<std::string> known = {"scanner_patterns", "ignore_case", "ban_seconds",
                                                 "trusted",          "match",       "fragments"};
@@ -301,6 +305,30 @@ class Parser {
         fail({"flow_table_size"}, "flow_table_size must be a whole number of flows from 1024 to 16777216");
       out.table_size = static_cast<uint32_t>(n.get<int64_t>());
     }
+  }
+
+  void events(const json& v, EventsConfig& out) {
+    const Path at = {"events"};
+    auto sub = [&](const std::string& k) { return under(at, k); };
+    if (!v.is_object()) fail(at, "\"events\" must be a JSON object like {\"drops\": true, \"rate\": 10}");
+    static const std::set<std::string> known = {"drops", "rate", "burst", "snaplen"};
+    for (auto& [k, x] : v.items())
+      if (!known.count(k)) fail(sub(k), "events: unknown field \"" + k + "\" (drops, rate, burst, snaplen)", true);
+    if (v.contains("drops")) {
+      if (!v["drops"].is_boolean()) fail(sub("drops"), "events.drops must be true or false");
+      out.drops = v["drops"].get<bool>();
+    }
+    auto number = [&](const char* k, int64_t lo, int64_t hi, const char* what, uint32_t& dst) {
+      if (!v.contains(k)) return;
+      const json& n = v[k];
+      if (!n.is_number_integer() || n.get<int64_t>() < lo || n.get<int64_t>() > hi)
+        fail(sub(k), std::string("events.") + k + " must be a whole number of " + what + " from " + std::to_string(lo) +
+                         " to " + std::to_string(hi));
+      dst = static_cast<uint32_t>(n.get<int64_t>());
+    };
+    number("rate", 1, 100000, "events per second", out.rate);
+    number("burst", 1, 100000, "events", out.burst);
+    number("snaplen", SIPXDP_EVENT_SNAP_MIN, SIPXDP_EVENT_SNAP_MAX, "bytes", out.snaplen);
   }
 
   DscpRule dscp_rule(const json& v, Path at) {

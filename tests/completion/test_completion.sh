@@ -76,7 +76,7 @@ check() {
 
 run_checks() {
   check "sipxdp a" "apply attach"
-  check "sipxdp " "apply attach ban bans confirm detach import init rollback service stats status validate"
+  check "sipxdp " "apply attach ban bans capture confirm detach events exporter import init rollback service stats status validate"
   check "sipxdp s" "service stats status"
   check "sipxdp --" "--config-dir --help --netns --verbose --version"
   check "sipxdp -v --netns b" "blue"
@@ -95,8 +95,18 @@ run_checks() {
   check "sipxdp init --preset=k" "kamailio-sbc"
   check "sipxdp init --" "--help --mgmt --preset --rtp"
   check "sipxdp init --rtp " ""
-  check "sipxdp service " "reload start stop watch"
-  check "sipxdp service r" "reload"
+  check "sipxdp service " "reload run start stop watch"
+  check "sipxdp service r" "reload run"
+  check "sipxdp service run " "eth1"
+  check "sipxdp e" "events exporter"
+  check "sipxdp events " "eth0 eth0.100"
+  check "sipxdp --netns blue events " "veth1"
+  check "sipxdp events --" "--count --follow --help --json --reason --seconds --src"
+  check "sipxdp events --reason " ""
+  check "sipxdp capture --" "--count --help --reason --seconds --snaplen --src --write"
+  check "sipxdp capture -w x.pcapng " "eth0 eth0.100"
+  check "sipxdp exporter --" "--help --listen"
+  check "sipxdp exporter --listen " ""
   check "sipxdp service start " "eth1"
   check "sipxdp service stop " "eth0 eth0.100 eth1"
   check "sipxdp service watch e" "eth0 eth0.100 eth1"
@@ -142,10 +152,17 @@ run_checks() {
   check "sipxdp import r" "rules.v4"
   check "sipxdp --config-dir " "sub.d"
   check "sipxdp --config-dir=s" "sub.d"
+  check "sipxdp capture eth0 -w " "sub.d"
   cd "$here_dir" || return
 }
 
 run_checks
+
+# Every command of the binary is completed, and nothing else (when $SIPXDP names one).
+if [[ -n ${SIPXDP-} ]]; then
+  want=$("$SIPXDP" --help | awk '/^Subcommands:/{on=1; next} on && NF {print $1}' | sort | tr '\n' ' ' | sed 's/ $//')
+  check "sipxdp " "$want"
+fi
 
 # Again with bash-completion's _init_completion and _filedir, when installed.
 for bc in /usr/share/bash-completion/bash_completion /etc/bash_completion; do

@@ -39,8 +39,9 @@ if [ -n "${SIPXDP_BUILD_DIR:-}" ]; then
   check "cmake --install: man page" test -f "$stage/usr/local/share/man/man8/sipxdp.8.gz"
   check "cmake --install: completion" test -f "$stage/usr/local/share/bash-completion/completions/sipxdp"
   check "cmake --install: unit runs /usr/local/sbin/sipxdp" \
-    grep -q "^ExecStart=/usr/local/sbin/sipxdp service start %i" "$stage/usr/local/lib/systemd/system/sipxdp@.service"
+    grep -q "^ExecStart=/usr/local/sbin/sipxdp service run %i" "$stage/usr/local/lib/systemd/system/sipxdp@.service"
   check "cmake --install: watch unit" test -f "$stage/usr/local/lib/systemd/system/sipxdp-watch@.service"
+  check "cmake --install: exporter unit" test -f "$stage/usr/local/lib/systemd/system/sipxdp-exporter.service"
   check "cmake --install: presets" test -f "$stage/usr/local/share/sipxdp/examples/presets/asterisk.json"
   check "cmake --install: /etc/sipxdp (whatever the prefix)" test -f "$stage/etc/sipxdp/sipxdp.conf"
 fi
@@ -70,6 +71,8 @@ check "systemd-analyze verify sipxdp@eth1.service" sh -c \
   "systemd-analyze verify sipxdp@eth1.service 2>&1 | grep -v sys-subsystem-net-devices | grep -q . && exit 1 || exit 0"
 check "systemd-analyze verify sipxdp-watch@eth1.service" sh -c \
   "systemd-analyze verify sipxdp-watch@eth1.service 2>&1 | grep -v sys-subsystem-net-devices | grep -q . && exit 1 || exit 0"
+check "systemd-analyze verify sipxdp-exporter.service" sh -c \
+  "systemd-analyze verify sipxdp-exporter.service 2>&1 | grep -q . && exit 1 || exit 0"
 check "the installed presets validate" /usr/sbin/sipxdp validate /usr/share/sipxdp/examples/presets/asterisk.json
 
 echo "== attach with the installed binary"

@@ -38,6 +38,16 @@ def require_root(test):
         test.skipTest(msg)
 
 
+def require_tools(test, *tools):
+    """Root and every tool named; in CI a missing one fails the test, elsewhere it skips it."""
+    require_root(test)
+    for tool in tools:
+        if shutil.which(tool) is None:
+            if IN_CI:
+                raise AssertionError(f"{tool} is missing")
+            test.skipTest(f"{tool} is missing")
+
+
 class Topology:
     """Two namespaces, `srv` and `cli`, and a veth pair between them."""
 

@@ -13,7 +13,7 @@ import os
 import tempfile
 import unittest
 
-from netns import CLIENT4, IN_CI, MANAGER4, PEER, PY, SERVER4, SIPXDP, have, require_root, sh, topology
+from netns import CLIENT4, MANAGER4, PEER, PY, SERVER4, SIPXDP, require_tools, sh, topology
 
 RULES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "import", "freeswitch.rules")
 
@@ -124,12 +124,7 @@ def run_table(t):
 
 class ImportDifferential(unittest.TestCase):
     def setUp(self):
-        require_root(self)
-        for tool in ("iptables-restore", "iptables"):
-            if not have(tool):
-                if IN_CI:
-                    self.fail(f"{tool} is missing")
-                self.skipTest(f"{tool} is missing")
+        require_tools(self, "iptables-restore", "iptables")
         self.tmp = tempfile.TemporaryDirectory()
 
     def tearDown(self):

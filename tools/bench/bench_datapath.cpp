@@ -17,6 +17,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -396,7 +397,71 @@ int main(int argc, char** argv) {
   }
   out["prefixes"] = prefixes;
 
-  // 3. DSCP marking on egress (TC program), IPv4 and IPv6.
+  // 3. Drop events: the default drop (a SYN to a closed port) with events
+  // off, on but over the rate (what a flood costs: the bucket says no), and
+  // on with credit for every packet (the event written: recent slot, one
+  // reader's ring buffer).
+  json events = json::array();
+  print_header("drop events (TCP SYN to a closed port, default drop)");
+  {
+    auto syn = PacketBuilder().ipv4("198.18.7.7", "198.18.0.1").tcp(40000, 3306).build();
+    auto with_events = [&](const std::string& block) {
+      json p = fs_noban;
+      p["events"] = json::parse(block);
+      return p.dump();
+    };
+    struct EvCase {
+      std::string name, events;
+      int repeat;  // 0: a.repeat
+      bool reader;
+    };
+    // With credit for every packet: burst covers the repeats (the bucket
+    // starts full), so each packet makes its event.
+    int made_n = std::min(a.repeat, 100000);
+    std::vector<EvCase> evcases = {
+        {"events off", R"({"drops": false})", 0, false},
+        {"events on, over the rate (suppressed)", R"({"rate": 10, "burst": 50})", 0, false},
+        {"events on, every drop makes one, no reader", R"({"rate": 100000, "burst": 100000, "snaplen": 64})", made_n,
+         false},
+        {"events on, every drop makes one, one reader", R"({"rate": 100000, "burst": 100000, "snaplen": 64})", made_n,
+         true},
+    };
+    for (auto& c : evcases) {
+      if (!apply_text(*dp, with_events(c.events), "freeswitch.json with events " + c.events)) return 1;
+      std::optional<EventSubscription> sub;
+      if (c.reader) {
+        auto s = dp->subscribe_events();
+        if (!s) {
+          std::fprintf(stderr, "sipxdp_bench: %s\n", s.error().message().c_str());
+          return 1;
+        }
+        sub.emplace(std::move(s.value()));
+      }
+      Args ea = a;
+      if (c.repeat) ea.repeat = c.repeat;
+      std::vector<double> v;
+      uint32_t rv = 0;
+      for (int r = 0; r < a.runs; ++r) {
+        // A fresh policy apply does not refill the buckets: wait out the rate.
+        if (c.repeat) usleep(1100000);
+        Args one = ea;
+        one.runs = 1;
+        Timing t1 = measure_xdp(dp->xdp_prog_fd(), syn, one, ifindex);
+        v.push_back(t1.median);
+        rv = t1.retval;
+      }
+      Timing t = summarize(v, rv);
+      std::string name = c.name + " " + std::to_string(syn.size()) + " B";
+      print_row(name, t, floor.median, xdp_verdict(t.retval), "drop");
+      json j = row_json(name, syn, t, floor.median, xdp_verdict(t.retval), "drop");
+      j["repeat"] = ea.repeat;
+      j["setting"] = c.name;
+      events.push_back(j);
+    }
+  }
+  out["events"] = events;
+
+  // 4. DSCP marking on egress (TC program), IPv4 and IPv6.
   if (!apply_text(*dp, fs_text, a.policy)) return 1;
   json dscp = json::array();
   auto rtp4_out = PacketBuilder().ipv4("198.18.0.1", "198.18.7.7").udp(20000, 40000).payload(172, 0x80).build();
@@ -428,7 +493,7 @@ int main(int argc, char** argv) {
   out["dscp"] = dscp;
 
   if (!a.quick) {
-    // 4. The scanner matcher: payload length, match mode and pattern count.
+    // 5. The scanner matcher: payload length, match mode and pattern count.
     std::vector<Case> sip_cases = {
         {"OPTIONS, clean", udp(sip_options(false, 400), 5060), "pass"},
         {"OPTIONS, scanner User-Agent", udp(sip_options(true, 400), 5060), "drop"},
@@ -462,7 +527,7 @@ int main(int argc, char** argv) {
     }
     out["scanner"] = scanner;
 
-    // 5. Lookup cost against policy size: the compiled tables make it flat.
+    // 6. Lookup cost against policy size: the compiled tables make it flat.
     json sizes = json::array();
     std::printf("\n%-52s %9s\n", "policy size (packet: UDP to the last rule's port)", "ns/pkt");
     for (auto [nrules, nprefixes] : {std::pair{5, 0}, std::pair{5000, 0}, std::pair{5000, 100000}}) {
@@ -506,7 +571,7 @@ int main(int argc, char** argv) {
     }
     out["policy_size"] = sizes;
   }
-  // 6. Where `apply` spends its time, in process (no process start, no CLI):
+  // 7. Where `apply` spends its time, in process (no process start, no CLI):
   // parse_policy, compile_policy, and Datapath::apply (compile + map writes +
   // the wait for readers of the old generation).
   {

@@ -23,11 +23,13 @@ and its growth with rules that each have their own port and /32 source
 import argparse
 import json
 import os
+import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from netns import Namespaces, in_net, in_ns, log, require_root, sh, stop_on_signals  # noqa: E402
@@ -91,6 +93,28 @@ def med(xs):
     return statistics.median(xs)
 
 
+def time_scrapes(sipxdp, n):
+    """Wall time of GET /metrics from `sipxdp exporter` (every instance), n times after one warm-up."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    ex = subprocess.Popen([sipxdp, "exporter", "--listen", f"127.0.0.1:{port}"], stdout=subprocess.PIPE, text=True)
+    try:
+        ex.stdout.readline()
+        url = f"http://127.0.0.1:{port}/metrics"
+        size = len(urllib.request.urlopen(url, timeout=30).read())
+        times = []
+        for _ in range(n):
+            t0 = time.perf_counter()
+            urllib.request.urlopen(url, timeout=30).read()
+            times.append(time.perf_counter() - t0)
+    finally:
+        ex.terminate()
+        ex.communicate(timeout=10)
+    return {"median": med(times), "min": min(times), "max": max(times), "bytes": size}
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--build", default=os.path.join(ROOT, "build"))
@@ -107,6 +131,7 @@ def main():
     validate_s = {}
     stats_s = {}
     scaling_s = {}
+    scrape_s = {}
     errors = {}
     nss = Namespaces(sipxdp)
     with tempfile.TemporaryDirectory(prefix="sxctl") as tmp:
@@ -172,9 +197,13 @@ def main():
                     for t, cmd in reads.items():
                         time_cmd(cmd)
                         stats_s[t] = med([time_cmd(cmd) for _ in range(max(5, args.runs))])
+                    scrape_s.update(time_scrapes(sipxdp, max(5, args.runs)))
+                    log(f"control: exporter scrape with 10,000 rules: {scrape_s['median'] * 1000:.1f} ms "
+                        f"({scrape_s['bytes']:,} bytes)")
         finally:
             nss.close()
     result = {"apply_seconds": apply_s, "validate_seconds": validate_s, "stats_10000_seconds": stats_s,
+              "scrape_10000_seconds": scrape_s,
               "validate_own_source_seconds": scaling_s,
               "sizes": [s[0] for s in sizes], "runs": args.runs, "errors": errors}
     print_tables(result)
@@ -200,6 +229,10 @@ def print_tables(r):
              "iptables-legacy": "iptables-legacy-save -c", "nftables": "nft -j list ruleset"}
     for t, s in r["stats_10000_seconds"].items():
         print(f"  {names[t]:28} {s * 1000:9.1f}")
+    sc = r.get("scrape_10000_seconds")
+    if sc:
+        print(f"  {'sipxdp exporter: GET /metrics':28} {sc['median'] * 1000:9.1f}   "
+              f"(min {sc['min'] * 1000:.1f}, max {sc['max'] * 1000:.1f}; {sc['bytes']:,} bytes; target < 100)")
     for what, err in r["errors"].items():
         print(f"\nfailed: {what}: {err}")
 

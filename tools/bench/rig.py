@@ -30,6 +30,7 @@ Receivers, each in a fresh pair of namespaces:
   xdp-filter       ports only (policy deny; the reference's ports allowed)
   sipxdp           examples/freeswitch.json (bans on, 600 s), native XDP
   sipxdp-bans-off  the same with sip.ban_seconds 0 (scanner frames only)
+  sipxdp-events-off the same with drop events off (SYN and random scanners only)
   xdp-drop         a bare XDP_DROP program: the rig's limit
 """
 import argparse
@@ -247,14 +248,18 @@ class Sipxdp(Receiver):
     name = "sipxdp"
     note = "examples/freeswitch.json, bans 600 s, native XDP"
     ban_seconds = None
+    events = None  # the policy's "events" block, when not the default
 
     def setup(self):
         path = os.path.join(ROOT, "examples", "freeswitch.json")
-        if self.ban_seconds is not None:
+        if self.ban_seconds is not None or self.events is not None:
             with open(path) as f:
                 p = json.load(f)
-            p["sip"]["ban_seconds"] = self.ban_seconds
-            path = os.path.join(self.rig.tmp, "freeswitch-nobans.json")
+            if self.ban_seconds is not None:
+                p["sip"]["ban_seconds"] = self.ban_seconds
+            if self.events is not None:
+                p["events"] = self.events
+            path = os.path.join(self.rig.tmp, f"freeswitch-{self.name}.json")
             with open(path, "w") as f:
                 json.dump(p, f)
         sh([self.rig.sipxdp, "--netns", self.rig.rns, "attach", R_IF, "--policy", path, "--mode", "native"])
@@ -283,6 +288,13 @@ class SipxdpBansOff(Sipxdp):
     frames = ["scanner", "scanner-random"]
 
 
+class SipxdpEventsOff(Sipxdp):
+    name = "sipxdp-events-off"
+    note = "the same with events.drops false: what the drop events cost under a flood (sipxdp has them on)"
+    events = {"drops": False}
+    frames = ["syn", "scanner-random"]
+
+
 class XdpDrop(Receiver):
     name = "xdp-drop"
     note = "bare XDP_DROP (the rig's limit)"
@@ -297,7 +309,7 @@ class XdpDrop(Receiver):
         sh(in_ns(self.rig.rns, self.rig.sxblast, "undrop", R_IF), check=False)
 
 
-RECEIVERS = [Iptables, IptablesLegacy, Nftables, XdpFilter, Sipxdp, SipxdpBansOff, XdpDrop]
+RECEIVERS = [Iptables, IptablesLegacy, Nftables, XdpFilter, Sipxdp, SipxdpBansOff, SipxdpEventsOff, XdpDrop]
 
 
 # ---------------------------------------------------------------- the rig

@@ -68,6 +68,16 @@ def targets(d):
     if a:
         out.append(("sipxdp apply of 10,000 rules < 100 ms (wall clock of the command)", f"{a['median'] * 1000:.1f} ms",
                     a["median"] < 0.1))
+    sc = ctl.get("scrape_10000_seconds")
+    if sc:
+        out.append(("exporter scrape of 10,000 rules < 100 ms (GET /metrics, wall clock)",
+                    f"{sc['median'] * 1000:.1f} ms", sc["median"] < 0.1))
+    ev = {e.get("setting"): e for e in dp.get("events", [])}
+    off, sup = ev.get("events off"), ev.get("events on, over the rate (suppressed)")
+    if off and sup:
+        extra = sup["ns_per_packet"] - off["ns_per_packet"]
+        out.append(("drop events under a flood cost a few ns per packet (suppressed - off, BPF_PROG_TEST_RUN)",
+                    f"{extra:+.0f} ns ({off['ns_per_packet']:.0f} -> {sup['ns_per_packet']:.0f})", extra <= 10))
     return out
 
 
@@ -80,6 +90,7 @@ def markdown(d):
                  f"(floor: the empty program; budget: {dp['budget_ns']} ns)\n")
         for title, key in (("XDP ingress, examples/freeswitch.json", "paths"),
                            ("esl rule (tcp 8021) with N source prefixes", "prefixes"),
+                           ("drop events, TCP SYN to a closed port (default drop)", "events"),
                            ("TC egress, DSCP marks of examples/freeswitch.json", "dscp")):
             L.append(f"| {title} | ns/packet | min-max | minus floor | x budget | verdict |")
             L.append("|---|---:|---:|---:|---:|---|")
@@ -172,6 +183,9 @@ def markdown(d):
         L.append("|---|---:|")
         for t, sec in ctl["stats_10000_seconds"].items():
             L.append(f"| {rn[t]} | {sec * 1000:.0f} |")
+        sc = ctl.get("scrape_10000_seconds")
+        if sc:
+            L.append(f"| sipxdp exporter, GET /metrics ({sc['bytes']:,} bytes) | {sc['median'] * 1000:.0f} |")
         L.append("")
         for what, err in ctl.get("errors", {}).items():
             L.append(f"Failed: {what}: `{err}`\n")

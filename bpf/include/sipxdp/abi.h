@@ -28,7 +28,7 @@
 #define SIPXDP_ASSERT(cond, msg) _Static_assert(cond, msg)
 #endif
 
-#define SIPXDP_ABI_VERSION 4
+#define SIPXDP_ABI_VERSION 5
 
 #ifndef NSEC_PER_SEC
 #define NSEC_PER_SEC 1000000000ull
@@ -213,6 +213,7 @@ struct sipxdp_state {
 	__u32 tc_ifindex;   /* where (in the instance's network namespace) */
 	__u32 settled;	    /* loader: 1 once no packet can still see the other generation */
 	__u64 netns_cookie; /* the instance's network namespace (SO_NETNS_COOKIE) */
+	__u64 applies;	    /* policies applied since the attach, the first included */
 };
 
 #define SIPXDP_TC_ATTACHED (1u << 0)
@@ -465,13 +466,76 @@ struct sipxdp_manifest_chunk {
 	__u8 data[SIPXDP_MANIFEST_CHUNK];
 };
 
+/*
+ * Drop events (events.h). A dropped packet makes an event when its reason
+ * (its counter slot) has credit in a per-CPU token bucket: event_cfg gives
+ * the cost of one event and the most credit kept (rate and burst). The event
+ * (header and the frame's first bytes) is written to this CPU's slot of
+ * `event_recent` (the last SIPXDP_EVENT_RECENT per CPU, for `sipxdp events`)
+ * and copied to each reader's ring buffer in `event_readers` (a reader,
+ * `sipxdp events --follow` or `capture` or the service, puts its own ring in
+ * a free slot and says who it is in event_owners).
+ */
+#define SIPXDP_EVENT_SNAP_MAX 1536 /* frame bytes an event can carry */
+#define SIPXDP_EVENT_SNAP_MIN 64
+#define SIPXDP_EVENT_SNAP_DEFAULT 512
+#define SIPXDP_EVENT_RECENT 64
+#define SIPXDP_EVENT_READERS 4
+#define SIPXDP_EVENT_RING_BYTES (1u << 20) /* each reader's ring buffer */
+
+#define SIPXDP_EVENTS_DROPS (1u << 0) /* dropped packets make events */
+
+struct sipxdp_event_cfg {
+	__u32 flags;	/* SIPXDP_EVENTS_* */
+	__u32 snaplen;	/* frame bytes per event */
+	__u64 cost_ns;	/* credit one event takes: NSEC_PER_SEC / rate */
+	__u64 burst_ns; /* most credit a reason keeps: cost_ns * burst */
+};
+
+/* event_budget[slot], per CPU. */
+struct sipxdp_event_bucket {
+	__u64 credit_ns;
+	__u64 last_ns; /* CLOCK_MONOTONIC_COARSE of the last refill */
+	__u64 emitted;
+	__u64 suppressed; /* drops with no credit left: no event */
+};
+
+/* event_stats[0], per CPU. */
+struct sipxdp_event_stats {
+	__u64 seq;  /* events made on this CPU; the next recent slot is seq % RECENT */
+	__u64 lost; /* copies a reader's full ring refused */
+};
+
+struct sipxdp_event_hdr {
+	__u64 ts_ns; /* CLOCK_MONOTONIC (bpf_ktime_get_ns) */
+	__u64 seq;   /* this CPU's event_stats.seq when made (from 1) */
+	__u32 ifindex;
+	__u32 slot;    /* the verdict's counter slot: rule, pattern or built-in */
+	__u32 pkt_len; /* the frame's length */
+	__u16 cap_len; /* frame bytes in data */
+	__u8 action;   /* enum sipxdp_action */
+	__u8 cpu;
+};
+
+struct sipxdp_event {
+	struct sipxdp_event_hdr h;
+	__u8 data[SIPXDP_EVENT_SNAP_MAX];
+};
+
+/* event_owners[i]: who reads through event_readers[i] (0: nobody). */
+struct sipxdp_event_owner {
+	__u32 pid;
+	__u32 pad;
+	__u64 start_time; /* the process's start time (clock ticks since boot, /proc/PID/stat) */
+};
+
 /* Both compilers check the layout both sides rely on. */
 SIPXDP_ASSERT(sizeof(struct sipxdp_lpm4_key) == 12, "sipxdp_lpm4_key");
 SIPXDP_ASSERT(sizeof(struct sipxdp_lpm6_key) == 24, "sipxdp_lpm6_key");
 SIPXDP_ASSERT(sizeof(struct sipxdp_comb_key) == 12, "sipxdp_comb_key");
 SIPXDP_ASSERT(sizeof(struct sipxdp_rule) == 24, "sipxdp_rule");
 SIPXDP_ASSERT(sizeof(struct sipxdp_policy_hdr) == 24, "sipxdp_policy_hdr");
-SIPXDP_ASSERT(sizeof(struct sipxdp_state) == 32, "sipxdp_state");
+SIPXDP_ASSERT(sizeof(struct sipxdp_state) == 40, "sipxdp_state");
 SIPXDP_ASSERT(sizeof(struct sipxdp_flow_key) == 40, "sipxdp_flow_key");
 SIPXDP_ASSERT(sizeof(struct sipxdp_flow) == 8, "sipxdp_flow");
 SIPXDP_ASSERT(sizeof(struct sipxdp_dscp_rule) == 80, "sipxdp_dscp_rule");
@@ -486,6 +550,11 @@ SIPXDP_ASSERT(sizeof(struct sipxdp_ban) == 32, "sipxdp_ban");
 SIPXDP_ASSERT(sizeof(struct sipxdp_ban6_key) == 16, "sipxdp_ban6_key");
 SIPXDP_ASSERT(sizeof(struct sipxdp_ban_lpm4) == 8, "sipxdp_ban_lpm4");
 SIPXDP_ASSERT(sizeof(struct sipxdp_ban_lpm6) == 20, "sipxdp_ban_lpm6");
+SIPXDP_ASSERT(sizeof(struct sipxdp_event_cfg) == 24, "sipxdp_event_cfg");
+SIPXDP_ASSERT(sizeof(struct sipxdp_event_bucket) == 32, "sipxdp_event_bucket");
+SIPXDP_ASSERT(sizeof(struct sipxdp_event_stats) == 16, "sipxdp_event_stats");
+SIPXDP_ASSERT(sizeof(struct sipxdp_event_hdr) == 32, "sipxdp_event_hdr");
+SIPXDP_ASSERT(sizeof(struct sipxdp_event_owner) == 16, "sipxdp_event_owner");
 SIPXDP_ASSERT(sizeof(struct sipxdp_manifest_chunk) == SIPXDP_MANIFEST_CHUNK,
 	      "sipxdp_manifest_chunk");
 SIPXDP_ASSERT(SIPXDP_CTR_FRAG_EARLY < SIPXDP_CTR_RULE_BASE,

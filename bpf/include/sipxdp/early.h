@@ -46,13 +46,13 @@ static __always_inline int early_verdicts(struct xdp_md *ctx, struct judgement *
 	__u32 zero = 0;
 
 	if (ctx->ingress_ifindex != LOOPBACK_IFINDEX && is_martian(&j->p))
-		return settle(j, SIPXDP_CTR_MARTIAN, SIPXDP_ACT_DROP);
+		return settle(ctx, j, SIPXDP_CTR_MARTIAN, SIPXDP_ACT_DROP);
 	st = bpf_map_lookup_elem(&state, &zero);
 	if (!st)
 		return XDP_PASS;
 	j->gen = st->active_gen & 1;
 	if (is_banned(&j->p, st))
-		return settle(j, SIPXDP_CTR_BANNED, SIPXDP_ACT_DROP);
+		return settle(ctx, j, SIPXDP_CTR_BANNED, SIPXDP_ACT_DROP);
 	if (j->p.frag_later)
 		return judge_later_fragment(ctx, j);
 	return NEXT;

@@ -264,21 +264,24 @@ __noinline __u32 sipxdp_frag_end(const struct pkt *p, __u32 len, __u32 verdict)
 /* A fragment's verdict from sipxdp_frag_begin: the planned search, then the
  * second step; counts the packet and ends the walk.
  */
-static __always_inline int settle_fragment(const struct judgement *j, __u32 len, __u32 r)
+static __always_inline int settle_fragment(struct xdp_md *ctx, const struct judgement *j, __u32 len,
+					   __u32 r)
 {
 	if (r & FRAG_SCAN) {
 		__u32 hit = run_plan(j->gen);
 
 		r = sipxdp_frag_end(&j->p, len, (r & ~FRAG_SCAN) | (hit << FRAG_HIT_SHIFT));
 	}
-	return settle(j, r & FRAG_SLOT_MASK, r & FRAG_ALLOW ? SIPXDP_ACT_ALLOW : SIPXDP_ACT_DROP);
+	return settle(ctx, j, r & FRAG_SLOT_MASK,
+		      r & FRAG_ALLOW ? SIPXDP_ACT_ALLOW : SIPXDP_ACT_DROP);
 }
 
 /* A later fragment (no ports): its datagram's verdict. */
 static __always_inline int judge_later_fragment(struct xdp_md *ctx, const struct judgement *j)
 {
 	return settle_fragment(
-		j, 0, sipxdp_frag_begin(ctx, &j->p, 0, 0, FRAG_LATER | (j->gen ? FRAG_GEN : 0)));
+		ctx, j, 0,
+		sipxdp_frag_begin(ctx, &j->p, 0, 0, FRAG_LATER | (j->gen ? FRAG_GEN : 0)));
 }
 
 /* A first fragment: the rules' verdict, kept for the rest of its datagram. */
@@ -287,7 +290,7 @@ static __always_inline int judge_first_fragment(struct xdp_md *ctx, const struct
 	__u32 v = (j->slot & FRAG_SLOT_MASK) | (j->action == SIPXDP_ACT_ALLOW ? FRAG_ALLOW : 0) |
 		  (j->inspected ? FRAG_INSPECT : 0) | (j->gen ? FRAG_GEN : 0);
 
-	return settle_fragment(j, j->len, sipxdp_frag_begin(ctx, &j->p, j->off, j->len, v));
+	return settle_fragment(ctx, j, j->len, sipxdp_frag_begin(ctx, &j->p, j->off, j->len, v));
 }
 
 #endif /* SIPXDP_FRAG_H */

@@ -15,17 +15,17 @@ static __always_inline int parse_frame(struct xdp_md *ctx, struct cursor *c, str
 
 	j->p.len = c->end - c->pos;
 	if (parse_eth(c, &h_proto) < 0)
-		return settle(j, SIPXDP_CTR_MALFORMED, SIPXDP_ACT_DROP);
+		return settle(ctx, j, SIPXDP_CTR_MALFORMED, SIPXDP_ACT_DROP);
 	j->l3_off = c->pos - c->start;
 	j->p.l3_off = j->l3_off;
 	if (h_proto == ETH_P_IP) {
 		if (parse_ipv4(c, &j->p) < 0)
-			return settle(j, SIPXDP_CTR_MALFORMED, SIPXDP_ACT_DROP);
+			return settle(ctx, j, SIPXDP_CTR_MALFORMED, SIPXDP_ACT_DROP);
 	} else if (h_proto == ETH_P_IPV6) {
 		if (parse_ipv6(c, &j->p) < 0)
-			return settle(j, SIPXDP_CTR_MALFORMED, SIPXDP_ACT_DROP);
+			return settle(ctx, j, SIPXDP_CTR_MALFORMED, SIPXDP_ACT_DROP);
 	} else {
-		return settle(j, SIPXDP_CTR_NONIP, SIPXDP_ACT_ALLOW);
+		return settle(ctx, j, SIPXDP_CTR_NONIP, SIPXDP_ACT_ALLOW);
 	}
 	return NEXT;
 }
@@ -41,16 +41,16 @@ static __always_inline int parse_transport(struct xdp_md *ctx, struct cursor *c,
 	__u32 l4_end;
 
 	if (parse_l4(c, &j->p) < 0)
-		return settle(j, SIPXDP_CTR_MALFORMED, SIPXDP_ACT_DROP);
+		return settle(ctx, j, SIPXDP_CTR_MALFORMED, SIPXDP_ACT_DROP);
 	j->off = c->pos - c->start;
 	l4_end = j->l3_off + j->p.ip_len;
 	j->len = l4_end > j->off ? l4_end - j->off : 0;
 	if (j->p.family == 6 && j->p.proto == IPPROTO_ICMPV6 &&
 	    j->p.icmp_type >= NDISC_ROUTER_SOLICITATION && j->p.icmp_type <= NDISC_REDIRECT)
-		return settle(j, SIPXDP_CTR_IPV6_ND, SIPXDP_ACT_ALLOW);
+		return settle(ctx, j, SIPXDP_CTR_IPV6_ND, SIPXDP_ACT_ALLOW);
 	j->hdr = bpf_map_lookup_elem(&policy_hdr, &j->gen);
 	if (!j->hdr || !(j->hdr->flags & SIPXDP_HDR_VALID))
-		return settle(j, SIPXDP_CTR_NO_POLICY, SIPXDP_ACT_ALLOW);
+		return settle(ctx, j, SIPXDP_CTR_NO_POLICY, SIPXDP_ACT_ALLOW);
 	return NEXT;
 }
 

@@ -10,6 +10,7 @@
 #define SIPXDP_JUDGEMENT_H
 
 #include "sipxdp/counters.h"
+#include "sipxdp/events.h"
 #include "sipxdp/parse.h"
 
 struct judgement {
@@ -40,10 +41,15 @@ static __always_inline int xdp_action(__u32 action)
 	return action == SIPXDP_ACT_ALLOW ? XDP_PASS : XDP_DROP;
 }
 
-/* Counts the packet on `slot` and ends the walk with `action`. */
-static __always_inline int settle(const struct judgement *j, __u32 slot, __u32 action)
+/* Counts the packet on `slot` and ends the walk with `action`; a drop may
+ * make an event (events.h).
+ */
+static __always_inline int settle(struct xdp_md *ctx, const struct judgement *j, __u32 slot,
+				  __u32 action)
 {
 	count(slot, j->p.len);
+	if (action != SIPXDP_ACT_ALLOW)
+		sipxdp_drop_event(ctx, slot);
 	return xdp_action(action);
 }
 

@@ -282,4 +282,52 @@ SIPXDP_MAP struct {
 	__type(value, struct sipxdp_dscp_rule);
 } dscp_rules SEC(".maps");
 
+/* Drop events (abi.h, events.h). */
+SIPXDP_MAP struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct sipxdp_event_cfg);
+} event_cfg SEC(".maps");
+
+SIPXDP_MAP struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, SIPXDP_CTR_MAX);
+	__type(key, __u32);
+	__type(value, struct sipxdp_event_bucket);
+} event_budget SEC(".maps");
+
+SIPXDP_MAP struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct sipxdp_event_stats);
+} event_stats SEC(".maps");
+
+SIPXDP_MAP struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, SIPXDP_EVENT_RECENT);
+	__type(key, __u32);
+	__type(value, struct sipxdp_event);
+} event_recent SEC(".maps");
+
+struct event_ring {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, SIPXDP_EVENT_RING_BYTES);
+};
+
+SIPXDP_MAP struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
+	__uint(max_entries, SIPXDP_EVENT_READERS);
+	__type(key, __u32);
+	__array(values, struct event_ring);
+} event_readers SEC(".maps");
+
+SIPXDP_MAP struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, SIPXDP_EVENT_READERS);
+	__type(key, __u32);
+	__type(value, struct sipxdp_event_owner);
+} event_owners SEC(".maps");
+
 #endif /* SIPXDP_MAPS_H */

@@ -13,7 +13,7 @@ static __always_inline int judge(struct xdp_md *ctx, const struct judgement *j)
 {
 	if (j->p.frag_first)
 		return judge_first_fragment(ctx, j);
-	return settle(j, j->slot, j->action);
+	return settle(ctx, j, j->slot, j->action);
 }
 
 #endif /* SIPXDP_VERDICT_H */

@@ -57,6 +57,9 @@ struct CompiledPolicy {
   // DSCP rules in order (their destinations are lpm entries under SIPXDP_DIR_DSCP).
   std::vector<sipxdp_dscp_rule> dscp;
 
+  // Drop events: written to event_cfg when the generation goes live.
+  sipxdp_event_cfg events{};
+
   uint32_t classes() const { return static_cast<uint32_t>(cls_rule.size()); }
 };
 

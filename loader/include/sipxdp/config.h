@@ -24,6 +24,9 @@ struct Config {
   std::string file;  // its sipxdp.conf ("" when there is none)
   XdpMode mode = XdpMode::auto_;
   std::map<std::string, InterfaceConfig> interfaces;  // those sipxdp.conf names
+  // The service's journal lines: at most this many drop events a minute per
+  // interface (0: none), then one line saying how many were left out.
+  unsigned log_events_per_minute = 60;
 
   // The settings of one interface: sipxdp.conf's, or the defaults.
   InterfaceConfig interface(const std::string& name) const;

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "sipxdp/compiler.h"
+#include "sipxdp/drop_events.h"
 #include "sipxdp/fd.h"
 #include "sipxdp/guard.h"
 #include "sipxdp/instance.h"
@@ -79,6 +80,8 @@ class Datapath {
 
   Result<Manifest> manifest() const;
   Result<std::vector<StatRow>> stats() const;
+  // The same, for the manifest already read (a scrape reads it once).
+  Result<std::vector<StatRow>> stats(const Manifest& m) const;
   Result<CounterValue> counter(uint32_t slot) const;
   Result<uint32_t> active_generation() const;
 
@@ -90,8 +93,25 @@ class Datapath {
     int64_t seconds_left;  // -1: until removed
   };
   Result<std::vector<Ban>> bans() const;
-  Status ban_add(const Cidr& prefix, uint32_t seconds);  // seconds 0: until removed
+  Result<std::vector<Ban>> bans(const Manifest& m) const;  // reasons named from `m`
+  Status ban_add(const Cidr& prefix, uint32_t seconds);    // seconds 0: until removed
   Status ban_del(const Cidr& prefix);
+
+  // Drop events (drop_events.h): per reason (counter slot), summed over CPUs.
+  struct EventCount {
+    uint64_t emitted = 0;
+    uint64_t suppressed = 0;  // over the reason's rate: no event made
+  };
+  Result<EventCount> event_count(uint32_t slot) const;
+  // Event copies that readers' full ring buffers refused.
+  Result<uint64_t> events_lost() const;
+  // The last SIPXDP_EVENT_RECENT events of every CPU, oldest first.
+  Result<std::vector<RawEvent>> recent_events() const;
+  // Claims one of the SIPXDP_EVENT_READERS reader slots: a ring buffer of the
+  // caller's own that every event is copied to, until the subscription ends.
+  Result<EventSubscription> subscribe_events() const;
+  // Policies applied since the attach (the attach's own included).
+  Result<uint64_t> applies() const;
 
   int xdp_prog_fd() const;  // valid after load()
   int tc_prog_fd() const;   // valid after load()

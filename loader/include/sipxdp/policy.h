@@ -114,6 +114,16 @@ struct FlowConfig {
   std::optional<uint32_t> table_size;  // flow table entries; fixed when attached
 };
 
+// Drop events (`sipxdp events`, `capture`, the service's journal lines): made
+// in the kernel, at most `rate` a second and `burst` at once per reason
+// (rule, pattern or built-in) on each CPU; the rest are counted as suppressed.
+struct EventsConfig {
+  bool drops = true;
+  uint32_t rate = 10;                            // events per second per reason, per CPU
+  uint32_t burst = 50;                           // events at once per reason, per CPU
+  uint32_t snaplen = SIPXDP_EVENT_SNAP_DEFAULT;  // frame bytes each event carries
+};
+
 struct Policy {
   int version = 1;
   Action default_action = Action::drop;
@@ -122,6 +132,7 @@ struct Policy {
   SipConfig sip;
   std::vector<DscpRule> dscp;
   FlowConfig flows;
+  EventsConfig events;
   // "file:line:col: ..." lines about valid but doubtful settings.
   std::vector<std::string> warnings;
 };
