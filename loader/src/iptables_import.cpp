@@ -478,7 +478,9 @@ std::optional<uint8_t> parse_dscp_value(const std::string& s) {
   return static_cast<uint8_t>(v);
 }
 
-std::string port_text(const std::vector<PortRange>& rs) { return ranges_text(rs, "_"); }
+std::string port_text(const std::vector<PortRange>& rs) {
+  return ranges_text(rs, "_");
+}
 
 std::string cidr_name(const Cidr& c) {
   std::string s = c.str();
