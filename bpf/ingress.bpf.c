@@ -5,8 +5,9 @@
  *   parse      frame.h    Ethernet, VLANs, IPv4/IPv6 (malformed drop, non-IP pass)
  *   early      early.h    martians, banned sources, later fragments
  *   transport  frame.h    ports and ICMP types; neighbour discovery; no policy yet
+ *   trusted    trusted.h  a banned source goes on only as a registered phone's flow
  *   classify   lookup.h   the first matching rule, or the default
- *   inspect    inspect.h  scanner patterns (drop and ban)
+ *   inspect    inspect.h  SIP rate limits (ratelimit.h), scanner patterns (drop and ban)
  *   replies    replies.h  a drop that answers a flow this host opened passes
  *   judge      verdict.h  count; first fragments leave their verdict for the rest
  * The maps are defined here (maps.h) and shared with egress.bpf.c.
@@ -35,6 +36,7 @@ int xdp_ingress(struct xdp_md *ctx)
 	STAGE(parse_frame(ctx, &c, &j));
 	STAGE(early_verdicts(ctx, &j));
 	STAGE(parse_transport(ctx, &c, &j));
+	STAGE(banned_unless_trusted(ctx, &j));
 	classify(&j);
 	inspect(ctx, &j);
 	replies(ctx, &j);

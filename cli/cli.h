@@ -101,6 +101,8 @@ bool stop_requested();
 
 // The commands of observe.cpp: events, capture, exporter.
 std::vector<std::unique_ptr<Command>> observe_commands();
+// bans, ban, trusted (cli/sources.cpp).
+std::vector<std::unique_ptr<Command>> sources_commands();
 // Logs the drop events of the instance at `dir` (one line each on stdout,
 // at most `per_minute` lines a minute, then a count of what was left out)
 // until a stop signal; for the service.

@@ -42,7 +42,8 @@ void do_attach(const AttachArgs& a, const Global& g) {
   Policy p = load_checked(a.policy, &text);
   auto ns = must(NetnsScope::enter(g.netns));
   check_lockout(p, a.iface, a.force, g);
-  Datapath dp = must(Datapath::load(p.flows.table_size.value_or(SIPXDP_FLOWS_DEFAULT)));
+  Datapath dp = must(Datapath::load(p.flows.table_size.value_or(SIPXDP_FLOWS_DEFAULT),
+                                    p.sip.rate_limit_sources.value_or(SIPXDP_RL_SOURCES_DEFAULT)));
   must(dp.attach_and_pin({a.iface, g.netns, a.mode}, p, text, abs_path(a.policy)));
   auto li = Datapath::link_info(pin_dir(a.iface, g.netns));
   if (a.json) {
@@ -223,6 +224,7 @@ json stats_json(const std::string& ifname, const Manifest& m, const std::vector<
   j["rules"] = json::array();
   j["patterns"] = json::array();
   j["dscp"] = json::array();
+  j["rate_limits"] = json::array();
   j["builtin"] = json::array();
   for (auto& r : rows) {
     json x = {{"name", r.name},
@@ -230,7 +232,12 @@ json stats_json(const std::string& ifname, const Manifest& m, const std::vector<
               {"action", r.action},
               {"packets", r.value.packets},
               {"bytes", r.value.bytes}};
-    j[r.builtin ? "builtin" : r.pattern ? "patterns" : r.dscp ? "dscp" : "rules"].push_back(x);
+    j[r.builtin      ? "builtin"
+      : r.pattern    ? "patterns"
+      : r.dscp       ? "dscp"
+      : r.rate_limit ? "rate_limits"
+                     : "rules"]
+        .push_back(x);
   }
   return j;
 }
@@ -565,74 +572,6 @@ class Rollback : public Command {
   }
 };
 
-class Bans : public Command {
-  std::string iface_;
-  bool json_ = false;
-
- public:
-  const char* name() const override { return "bans"; }
-  const char* help() const override { return "list banned sources"; }
-  void define(CLI::App& app) override {
-    app.add_option("iface", iface_, "interface (default: the only one attached)");
-    app.add_flag("--json", json_, "print JSON");
-  }
-  void run(const Global& g) override {
-    std::string iface = resolve_iface(iface_, g);
-    Datapath dp = open_instance(iface, g, false);
-    auto bans = must(dp.bans());
-    std::sort(bans.begin(), bans.end(), [](auto& a, auto& b) { return a.hits > b.hits; });
-    if (json_) {
-      json out = json::array();
-      for (auto& b : bans)
-        out.push_back(
-            {{"address", b.prefix.str()}, {"reason", b.reason}, {"hits", b.hits}, {"seconds_left", b.seconds_left}});
-      std::cout << out.dump(2) << "\n";
-      return;
-    }
-    if (bans.empty()) {
-      std::cout << "no bans on " << iface << "\n";
-      return;
-    }
-    std::printf("%-43s %-24s %10s %12s\n", "address", "reason", "hits", "seconds left");
-    for (auto& b : bans)
-      std::printf("%-43s %-24s %10llu %12s\n", b.prefix.str().c_str(), escape_bytes(b.reason).c_str(),
-                  static_cast<unsigned long long>(b.hits),
-                  b.seconds_left < 0 ? "permanent" : std::to_string(b.seconds_left).c_str());
-  }
-};
-
-class Ban : public Command {
-  std::string addr_, iface_;
-  uint32_t seconds_ = 0;
-  CLI::App* add_ = nullptr;
-
- public:
-  const char* name() const override { return "ban"; }
-  const char* help() const override { return "ban or unban a source by hand (for fail2ban)"; }
-  void define(CLI::App& app) override {
-    app.require_subcommand(1);
-    add_ = app.add_subcommand("add", "drop everything from ADDR[/PREFIX]");
-    add_->add_option("addr", addr_, "address or prefix")->required();
-    add_->add_option("-s,--seconds", seconds_, "lift the ban after this many seconds (default: never)");
-    add_->add_option("-i,--iface", iface_, "interface (default: the only one attached)");
-    auto* del = app.add_subcommand("del", "lift a ban");
-    del->add_option("addr", addr_, "address or prefix")->required();
-    del->add_option("-i,--iface", iface_, "interface (default: the only one attached)");
-  }
-  void run(const Global& g) override {
-    bool add = add_->parsed();
-    Cidr c = must(parse_cidr(addr_));
-    std::string iface = resolve_iface(iface_, g);
-    Datapath dp = open_instance(iface, g, add);
-    must(add ? dp.ban_add(c, seconds_) : dp.ban_del(c));
-    if (add)
-      std::cout << "banned " << c.str() << " on " << iface
-                << (seconds_ ? " for " + std::to_string(seconds_) + " s" : std::string(" until removed")) << "\n";
-    else
-      std::cout << "unbanned " << c.str() << " on " << iface << "\n";
-  }
-};
-
 // What the systemd units run: the settings of /etc/sipxdp (or --config-dir).
 class Service : public Command {
   std::string action_, iface_;
@@ -779,8 +718,7 @@ std::vector<std::unique_ptr<Command>> commands() {
   v.push_back(std::make_unique<Apply>());
   v.push_back(std::make_unique<Confirm>());
   v.push_back(std::make_unique<Rollback>());
-  v.push_back(std::make_unique<Bans>());
-  v.push_back(std::make_unique<Ban>());
+  for (auto& c : sources_commands()) v.push_back(std::move(c));
   v.push_back(std::make_unique<Service>());
   v.push_back(std::make_unique<Init>());
   v.push_back(std::make_unique<Import>());

@@ -1,6 +1,10 @@
 // Bans: automatic ones (the kernel writes them), manual ones (ban add/del).
+#include <ctime>
+#include <functional>
 #include <map>
 #include <optional>
+
+#include "sipxdp/reference.h"
 
 #include "datapath_impl.h"
 
@@ -36,45 +40,56 @@ Result<std::vector<Datapath::Ban>> Datapath::bans() const {
 
 Result<std::vector<Datapath::Ban>> Datapath::bans(const Manifest& m) const {
   const Impl& I = *impl_;
-  std::map<uint32_t, std::string> pattern_of;
-  for (auto& pt : m.patterns) pattern_of[pt.counter] = pt.pattern;
-  auto reason = [&](uint32_t r) -> std::string {
-    if (r == SIPXDP_BAN_MANUAL) return "manual";
-    auto it = pattern_of.find(r);
-    return it != pattern_of.end() ? it->second : "pattern (since removed)";
+  std::map<uint32_t, std::pair<std::string, std::string>> reason_of;  // slot -> kind, name
+  for (auto& pt : m.patterns) reason_of[pt.counter] = {"pattern", pt.pattern};
+  for (auto& r : m.rate_limits) reason_of[r.counter] = {"ratelimit", r.name};
+  auto reason = [&](uint32_t r, Ban& x) {
+    if (r == SIPXDP_BAN_MANUAL) {
+      x.kind = "manual", x.reason = "manual";
+    } else if (r == SIPXDP_CTR_AUTH_BAN) {
+      x.kind = "auth", x.reason = "auth-failures";
+    } else if (auto it = reason_of.find(r); it != reason_of.end()) {
+      x.kind = it->second.first, x.reason = it->second.second;
+    } else {
+      x.kind = "pattern", x.reason = "pattern or limit (since removed)";
+    }
   };
   std::vector<Ban> out;
-  uint64_t now = monotonic_ns();
+  const uint64_t now = monotonic_ns();
+  const auto wall = static_cast<uint64_t>(time(nullptr));
   // Expired entries are hidden. Automatic ones are left to the LRU (deleting
   // one here could delete a fresh ban the kernel just wrote); expired manual
   // ones are removed, under the instance lock, so the program can skip the
   // prefix lookup again once none are left.
-  auto walk = [&](MapId m, auto key, int family, auto plen_of, bool tidy) {
+  auto walk = [&](MapId id, auto key, int family, auto plen_of, bool tidy) {
     using Key = decltype(key);
     std::vector<Key> expired;
-    for_each_key<Key>(I.fd(m), [&](const Key& k) {
+    for_each_key<Key>(I.fd(id), [&](const Key& k) {
       sipxdp_ban b{};
-      if (bpf_map_lookup_elem(I.fd(m), &k, &b) != 0) return;
+      if (bpf_map_lookup_elem(I.fd(id), &k, &b) != 0) return;
       if (seconds_left(b, now) == 0) {
         if (tidy) expired.push_back(k);
         return;
       }
       Ban x;
       x.prefix.family = family;
-      x.prefix.plen = plen_of(k, x.prefix.addr.data());
-      x.reason = reason(b.reason);
+      x.prefix.plen = plen_of(k, b, x.prefix.addr.data());
+      x.slot = b.reason;
+      reason(b.reason, x);
       x.hits = b.hits;
       x.seconds_left = seconds_left(b, now);
+      x.since_unix = b.since_ns && b.since_ns <= now ? wall - (now - b.since_ns) / NSEC_PER_SEC : 0;
       out.push_back(x);
     });
-    for (auto& e : expired) bpf_map_delete_elem(I.fd(m), &e);
+    for (auto& e : expired) bpf_map_delete_elem(I.fd(id), &e);
     return expired.size();
   };
-  auto exact = [](const auto& k, uint8_t* addr) {
+  // Automatic bans: an IPv4 address, or an IPv6 address cut to the ban's prefix.
+  auto exact = [](const auto& k, const sipxdp_ban& b, uint8_t* addr) {
     std::memcpy(addr, &k, sizeof(k));
-    return uint8_t(sizeof(k) * 8);
+    return uint8_t(sizeof(k) == 4 ? 32 : (b.plen >= 1 && b.plen <= 128 ? b.plen : 128));
   };
-  auto prefix = [](const auto& k, uint8_t* addr) {
+  auto prefix = [](const auto& k, const sipxdp_ban&, uint8_t* addr) {
     std::memcpy(addr, k.addr, sizeof(k.addr));
     return uint8_t(k.prefixlen);
   };
@@ -110,31 +125,79 @@ Status Datapath::ban_add(const Cidr& c, uint32_t seconds) {
   return recount_manual_bans(I);
 }
 
-Status Datapath::ban_del(const Cidr& c) {
+namespace {
+
+// Whether one prefix holds the other (either way) or they are the same.
+bool overlaps(const Cidr& a, const Cidr& b) {
+  if (a.family != b.family) return false;
+  return a.plen <= b.plen ? prefix_contains(a, b.family, b.addr) : prefix_contains(b, a.family, a.addr);
+}
+
+}  // namespace
+
+Result<size_t> Datapath::ban_del(const Cidr& c) {
+  return ban_del_where(
+      [&](const Ban& b) { return overlaps(c, b.prefix) && (b.kind != "manual" || b.prefix.plen >= c.plen); });
+}
+
+Result<size_t> Datapath::ban_del_all(const std::string& kind) {
+  return ban_del_where([&](const Ban& b) { return kind.empty() || b.kind == kind; });
+}
+
+Result<size_t> Datapath::ban_del_where(const std::function<bool(const Ban&)>& pick) {
+  auto listed = bans();
+  if (!listed) return listed.error();
   Impl& I = *impl_;
   auto lock = I.lock();
   if (!lock) return lock.error();
-  bool found = false;
-  if (c.family == 4) {
-    sipxdp_ban_lpm4 k{c.plen, {}};
-    std::memcpy(k.addr, c.addr.data(), 4);
-    found |= bpf_map_delete_elem(I.fd(M_ban_prefixes4), &k) == 0;
-  } else {
-    sipxdp_ban_lpm6 k{c.plen, {}};
-    std::memcpy(k.addr, c.addr.data(), 16);
-    found |= bpf_map_delete_elem(I.fd(M_ban_prefixes6), &k) == 0;
+  size_t n = 0;
+  for (auto& b : listed.value()) {
+    if (!pick(b)) continue;
+    const Cidr& c = b.prefix;
+    int err;
+    if (b.kind == "manual" && c.family == 4) {
+      sipxdp_ban_lpm4 k{c.plen, {}};
+      std::memcpy(k.addr, c.addr.data(), 4);
+      err = bpf_map_delete_elem(I.fd(M_ban_prefixes4), &k);
+    } else if (b.kind == "manual") {
+      sipxdp_ban_lpm6 k{c.plen, {}};
+      std::memcpy(k.addr, c.addr.data(), 16);
+      err = bpf_map_delete_elem(I.fd(M_ban_prefixes6), &k);
+    } else if (c.family == 4) {
+      uint32_t k;
+      std::memcpy(&k, c.addr.data(), 4);
+      err = bpf_map_delete_elem(I.fd(M_bans4), &k);
+    } else {
+      sipxdp_ban6_key k;
+      std::memcpy(k.addr, c.addr.data(), 16);
+      err = bpf_map_delete_elem(I.fd(M_bans6), &k);
+    }
+    if (err == 0) ++n;
   }
-  if (c.family == 4 && c.plen == 32) {
-    uint32_t k;
-    std::memcpy(&k, c.addr.data(), 4);
-    found |= bpf_map_delete_elem(I.fd(M_bans4), &k) == 0;
-  } else if (c.family == 6 && c.plen == 128) {
-    sipxdp_ban6_key k;
-    std::memcpy(k.addr, c.addr.data(), 16);
-    found |= bpf_map_delete_elem(I.fd(M_bans6), &k) == 0;
-  }
-  if (!found) return make_error(c.str() + " is not banned");
-  return recount_manual_bans(I);
+  SIPXDP_TRY(recount_manual_bans(I));
+  return n;
+}
+
+Result<std::vector<Datapath::TrustedPhone>> Datapath::learned_trust() const {
+  const Impl& I = *impl_;
+  std::vector<TrustedPhone> out;
+  const uint64_t now = monotonic_ns();
+  const auto wall = static_cast<uint64_t>(time(nullptr));
+  for_each_key<sipxdp_trust_key>(I.fd(M_trust_learned), [&](const sipxdp_trust_key& k) {
+    sipxdp_trust t{};
+    if (bpf_map_lookup_elem(I.fd(M_trust_learned), &k, &t) != 0 || t.expires_ns <= now) return;
+    TrustedPhone x;
+    x.addr.family = k.family;
+    x.addr.plen = k.family == 4 ? 32 : 128;
+    std::memcpy(x.addr.addr.data(), k.addr, k.family == 4 ? 4 : 16);
+    x.proto = k.proto == IPPROTO_TCP ? "tcp" : k.proto == IPPROTO_UDP ? "udp" : std::to_string(k.proto);
+    x.port = ntohs(k.port);
+    x.seconds_left = int64_t((t.expires_ns - now + NSEC_PER_SEC - 1) / NSEC_PER_SEC);
+    x.since_unix = t.since_ns <= now ? wall - (now - t.since_ns) / NSEC_PER_SEC : wall;
+    x.hits = t.hits;
+    out.push_back(x);
+  });
+  return out;
 }
 
 }  // namespace sipxdp

@@ -305,6 +305,10 @@ Slots fresh_counters(const Policy& p) {
   for (size_t i = 0; i < p.rules.size(); ++i) s.rules.push_back(next++);
   for (size_t i = 0; i < p.sip.patterns.size(); ++i) s.patterns.push_back(next++);
   for (size_t i = 0; i < p.dscp.size(); ++i) s.dscp.push_back(next++);
+  for (size_t i = 0; i < p.sip.rate_limits.size(); ++i) {
+    s.rate_limits.push_back(next++);
+    s.rate_limit_bans.push_back(next++);
+  }
   return s;
 }
 
@@ -312,6 +316,44 @@ namespace {
 
 uint8_t lower(uint8_t b) {
   return (b >= 'A' && b <= 'Z') ? b + 32 : b;
+}
+
+// Rate limits, auth-failure bans and learned trust (abi.h). The egress
+// program reads responses when they ban or teach trust something ingress uses.
+void compile_sip_defences(const Policy& p, const Slots& slots, CompiledPolicy& out) {
+  const SipConfig& sip = p.sip;
+  sipxdp_sip_cfg& c = out.sip_cfg;
+  c.nlimits = static_cast<uint32_t>(sip.rate_limits.size());
+  c.v6_prefix = sip.ipv6_prefix;
+  for (size_t i = 0; i < sip.rate_limits.size(); ++i) {
+    const RateLimit& r = sip.rate_limits[i];
+    sipxdp_rate_limit l{};
+    l.methods = r.methods;
+    l.counter = slots.rate_limits[i];
+    l.ban_counter = slots.rate_limit_bans[i];
+    l.burst_ns = uint64_t(r.per_seconds) * NSEC_PER_SEC;
+    l.cost_ns = l.burst_ns / r.requests;
+    l.burst_ns = l.cost_ns * r.requests;  // exactly `requests` at once
+    l.ban_ns = uint64_t(r.ban_seconds) * NSEC_PER_SEC;
+    out.rate_limits.push_back(l);
+  }
+  const AuthFailures& a = sip.auth_failures;
+  if (a.enabled) {
+    c.flags |= SIPXDP_SIP_AUTH_BANS | (a.escalate ? SIPXDP_SIP_AUTH_ESCALATE : 0u);
+    c.auth_max = a.max;
+    for (size_t i = 0; i < a.responses.size() && i < SIPXDP_MAX_AUTH_CODES; ++i) c.auth_codes[i] = a.responses[i];
+    c.auth_window_ns = uint64_t(a.window_seconds) * NSEC_PER_SEC;
+    c.auth_ban_ns = uint64_t(a.ban_seconds) * NSEC_PER_SEC;
+    c.auth_ban_max_ns = uint64_t(a.max_ban_seconds) * NSEC_PER_SEC;
+  }
+  const bool inspects = std::any_of(p.rules.begin(), p.rules.end(), [](const Rule& r) { return r.inspect_sip; });
+  // Trust matters where something bans or limits: rate limits, pattern bans, auth bans.
+  if (sip.learned_trust.enabled && inspects &&
+      (!sip.rate_limits.empty() || a.enabled || (sip.ban_seconds && !sip.patterns.empty()))) {
+    c.flags |= SIPXDP_SIP_TRUST;
+    c.trust_max_ns = uint64_t(sip.learned_trust.max_seconds) * NSEC_PER_SEC;
+  }
+  if (c.flags & (SIPXDP_SIP_AUTH_BANS | SIPXDP_SIP_TRUST)) out.hdr.flags |= SIPXDP_HDR_SIP_RESPONSES;
 }
 
 // The sampled gram filter; see the matcher's comment in bpf/ingress.bpf.c.
@@ -362,6 +404,7 @@ void compile_sip(const Policy& p, const Slots& slots, CompiledPolicy& out) {
   out.sip_cfg.window = static_cast<uint32_t>(window);
   out.sip_cfg.prefix_len = static_cast<uint32_t>(prefix_len);
   out.sip_cfg.ban_ns = uint64_t(sip.ban_seconds) * NSEC_PER_SEC;
+  compile_sip_defences(p, slots, out);
   for (auto& c : sip.trusted) {
     if (c.family == 4) {
       Lpm4Entry e{SIPXDP_DIR_TRUSTED, {}, c.plen, 1};
@@ -431,7 +474,8 @@ uint32_t rule_flags(const Rule& r) {
 
 Result<CompiledPolicy> compile_policy(const Policy& p, const Slots& slots) {
   if (slots.rules.size() != p.rules.size() || slots.patterns.size() != p.sip.patterns.size() ||
-      slots.dscp.size() != p.dscp.size())
+      slots.dscp.size() != p.dscp.size() || slots.rate_limits.size() != p.sip.rate_limits.size() ||
+      slots.rate_limit_bans.size() != p.sip.rate_limits.size())
     return make_error("internal: counter slots do not match the policy");
   const std::vector<uint32_t>& rule_counter = slots.rules;
   CompiledPolicy out;

@@ -207,13 +207,15 @@ const std::vector<BuiltinCounter>& builtin_counters() {
   return v;
 }
 
-Result<Datapath> Datapath::load(uint32_t flow_table_size) {
+Result<Datapath> Datapath::load(uint32_t flow_table_size, uint32_t rate_limit_sources) {
   Datapath dp;
   auto& skel = dp.impl_->skel;
   skel = Skeleton<sipxdp_bpf>::open();
   if (!skel) return sys_error("cannot open the BPF object", errno);
   if (int e = bpf_map__set_max_entries(skel->maps.flows, flow_table_size); e != 0)
     return sys_error("cannot size the flow table", -e);
+  if (int e = bpf_map__set_max_entries(skel->maps.rl_state, rate_limit_sources); e != 0)
+    return sys_error("cannot size the rate-limit table", -e);
   int err = skel.load();
   if (err) {
     Error e = sys_error("the kernel refused to load the XDP program", err);
@@ -261,15 +263,21 @@ int Datapath::tc_prog_fd() const {
 }
 
 Status Datapath::check_load_time_settings(const Policy& p) const {
-  // The flow table's size is fixed when the program is loaded.
-  if (!p.flows.table_size) return ok_status();
-  bpf_map_info info{};
-  uint32_t len = sizeof(info);
-  if (bpf_obj_get_info_by_fd(impl_->fd(M_flows), &info, &len) != 0) return sys_error("cannot query map flows", errno);
-  if (info.max_entries != *p.flows.table_size)
-    return make_error("flow_table_size " + std::to_string(*p.flows.table_size) + " differs from the attached table (" +
-                      std::to_string(info.max_entries) + " flows); it can only change on attach (detach, then attach)");
-  return ok_status();
+  // Table sizes are fixed when the program is loaded.
+  auto check = [&](MapId map, const std::optional<uint32_t>& want, const char* setting, const char* what) -> Status {
+    if (!want) return ok_status();
+    bpf_map_info info{};
+    uint32_t len = sizeof(info);
+    if (bpf_obj_get_info_by_fd(impl_->fd(map), &info, &len) != 0)
+      return sys_error(std::string("cannot query map ") + kMapNames[map], errno);
+    if (info.max_entries != *want)
+      return make_error(std::string(setting) + " " + std::to_string(*want) + " differs from the attached table (" +
+                        std::to_string(info.max_entries) + " " + what +
+                        "); it can only change on attach (detach, then attach)");
+    return ok_status();
+  };
+  SIPXDP_TRY(check(M_flows, p.flows.table_size, "flow_table_size", "flows"));
+  return check(M_rl_state, p.sip.rate_limit_sources, "sip.rate_limit_sources", "sources");
 }
 
 Result<Datapath::FlowTable> Datapath::flow_table() const {
@@ -355,6 +363,7 @@ Result<std::vector<StatRow>> Datapath::stats(const Manifest& m) const {
   for (auto& r : m.rules) top = std::max(top, r.counter);
   for (auto& p : m.patterns) top = std::max(top, p.counter);
   for (auto& d : m.dscp) top = std::max(top, d.counter);
+  for (auto& r : m.rate_limits) top = std::max({top, r.counter, r.ban_counter});
   for (auto& b : builtin_counters()) top = std::max(top, b.slot);
   const size_t n = size_t(top) + 1, cpus = size_t(ncpus());
   std::vector<sipxdp_counter> per(n * cpus);
@@ -391,6 +400,13 @@ Result<std::vector<StatRow>> Datapath::stats(const Manifest& m) const {
     StatRow row{"dscp:" + d.name, d.match + " -> dscp " + std::to_string(d.dscp), d.cls, false, value(d.counter)};
     row.dscp = true;
     rows.push_back(row);
+  }
+  for (auto& r : m.rate_limits) {
+    StatRow drop{"ratelimit:" + r.name, r.text, "drop", false, value(r.counter)};
+    StatRow ban{"ratelimit-bans:" + r.name, "sources banned by " + r.name, "ban", false, value(r.ban_counter)};
+    drop.rate_limit = ban.rate_limit = true;
+    rows.push_back(drop);
+    rows.push_back(ban);
   }
   for (auto& b : builtin_counters()) {
     std::string action = b.action;

@@ -163,6 +163,8 @@ SlotNames::SlotNames(const Manifest& m) {
   for (auto& r : m.rules) names_[r.counter] = r.name;
   for (auto& p : m.patterns) names_[p.counter] = "scanner:" + escape_bytes(p.pattern);
   for (auto& d : m.dscp) names_[d.counter] = "dscp:" + d.name;
+  for (auto& r : m.rate_limits) names_[r.counter] = "ratelimit:" + r.name;
+  for (auto& r : m.rate_limits) names_[r.ban_counter] = "ratelimit-bans:" + r.name;
   for (auto& b : builtin_counters()) names_[b.slot] = b.name;
 }
 

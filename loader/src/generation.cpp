@@ -17,6 +17,7 @@ Result<SlotPlan> plan_slots(const Manifest& live, const Policy& next) {
   for (auto& r : live.rules) used.insert(r.counter);
   for (auto& pt : live.patterns) used.insert(pt.counter);
   for (auto& d : live.dscp) used.insert(d.counter);
+  for (auto& r : live.rate_limits) used.insert({r.counter, r.ban_counter});
   uint32_t free_slot = SIPXDP_CTR_RULE_BASE;
   // The live slot of each name, or the lowest free one (counting from zero).
   auto assign = [&](const std::vector<std::string>& names, const std::map<std::string, uint32_t>& live_slot,
@@ -36,7 +37,8 @@ Result<SlotPlan> plan_slots(const Manifest& live, const Policy& next) {
     }
     return ok_status();
   };
-  std::map<std::string, uint32_t> rule_slot, pattern_slot, dscp_slot;
+  std::map<std::string, uint32_t> rule_slot, pattern_slot, dscp_slot, rl_slot, rl_ban_slot;
+  for (auto& r : live.rate_limits) rl_slot[r.name] = r.counter, rl_ban_slot[r.name] = r.ban_counter;
   for (auto& r : live.rules) rule_slot[r.name] = r.counter;
   for (auto& pt : live.patterns) pattern_slot[pt.pattern] = pt.counter;
   for (auto& d : live.dscp) dscp_slot[d.name] = d.counter;
@@ -46,6 +48,10 @@ Result<SlotPlan> plan_slots(const Manifest& live, const Policy& next) {
   SIPXDP_TRY(assign(rules, rule_slot, plan.slots.rules, &plan.kept, &plan.added));
   SIPXDP_TRY(assign(next.sip.patterns, pattern_slot, plan.slots.patterns, nullptr, nullptr));
   SIPXDP_TRY(assign(dscp, dscp_slot, plan.slots.dscp, nullptr, nullptr));
+  std::vector<std::string> limits;
+  for (auto& r : next.sip.rate_limits) limits.push_back(r.name);
+  SIPXDP_TRY(assign(limits, rl_slot, plan.slots.rate_limits, nullptr, nullptr));
+  SIPXDP_TRY(assign(limits, rl_ban_slot, plan.slots.rate_limit_bans, nullptr, nullptr));
   std::set<std::string> names(rules.begin(), rules.end());
   for (auto& r : live.rules)
     if (!names.count(r.name)) plan.removed.push_back(r);
@@ -125,6 +131,12 @@ Status write_generation(const Datapath::Impl& I, uint32_t gen, const CompiledPol
   }
   if (bpf_map_update_elem(I.fd(M_sip_tables), &gen, c.tables.get(), BPF_ANY) != 0)
     return sys_error("cannot write map sip_tables", errno);
+  for (uint32_t i = 0; i < SIPXDP_MAX_RATE_LIMITS; ++i) {
+    uint32_t key = gen * SIPXDP_MAX_RATE_LIMITS + i;
+    sipxdp_rate_limit r = i < c.rate_limits.size() ? c.rate_limits[i] : sipxdp_rate_limit{};
+    if (bpf_map_update_elem(I.fd(M_rate_limits), &key, &r, BPF_ANY) != 0)
+      return sys_error("cannot write map rate_limits", errno);
+  }
   for (uint32_t i = 0; i < SIPXDP_MAX_DSCP_RULES; ++i) {
     uint32_t key = gen * SIPXDP_MAX_DSCP_RULES + i;
     sipxdp_dscp_rule r = i < c.dscp.size() ? c.dscp[i] : sipxdp_dscp_rule{};
@@ -153,7 +165,7 @@ Result<ApplySummary> Datapath::apply(const Policy& p, const std::string& source,
   const bool had_policy = hdr.flags & SIPXDP_HDR_VALID;
   auto old = manifest();
   if (!old) return old.error();
-  if (!had_policy) old->rules.clear(), old->patterns.clear(), old->dscp.clear();
+  if (!had_policy) old->rules.clear(), old->patterns.clear(), old->dscp.clear(), old->rate_limits.clear();
   auto plan = plan_slots(old.value(), p);
   if (!plan) return plan.error();
   SIPXDP_TRY(check_load_time_settings(p));

@@ -37,6 +37,20 @@ std::map<std::string, std::vector<std::string>> policy_settings(const Policy& p)
   s["events.rate"] = {std::to_string(p.events.rate) + "/s"};
   s["events.burst"] = {std::to_string(p.events.burst)};
   s["events.snaplen"] = {std::to_string(p.events.snaplen)};
+  s["sip.ipv6_prefix"] = {std::to_string(p.sip.ipv6_prefix)};
+  s["sip.rate_limit_sources"] = {p.sip.rate_limit_sources ? std::to_string(*p.sip.rate_limit_sources) : "default"};
+  auto& rl = s["sip.rate_limits"];
+  for (auto& r : p.sip.rate_limits) rl.push_back(r.name + " " + r.text());
+  const AuthFailures& a = p.sip.auth_failures;
+  std::string codes;
+  for (auto c : a.responses) codes += (codes.empty() ? "" : ",") + std::to_string(c);
+  s["sip.auth_failures"] = {a.enabled
+                                ? std::to_string(a.max) + " in " + std::to_string(a.window_seconds) + "s (" + codes +
+                                      ") ban " + std::to_string(a.ban_seconds) + "s" +
+                                      (a.escalate ? " doubling to " + std::to_string(a.max_ban_seconds) + "s" : "")
+                                : "off"};
+  s["sip.learned_trust"] = {
+      p.sip.learned_trust.enabled ? "on, at most " + std::to_string(p.sip.learned_trust.max_seconds) + "s" : "off"};
   auto& t = s["sip.trusted"];
   for (auto& c : p.sip.trusted) t.push_back(c.str());
   // The order of the patterns decides which one counts a packet holding several.
@@ -46,7 +60,7 @@ std::map<std::string, std::vector<std::string>> policy_settings(const Policy& p)
 }
 
 bool is_list_setting(const std::string& name) {
-  return name == "sip.trusted" || name == "sip.pattern_order";
+  return name == "sip.trusted" || name == "sip.pattern_order" || name == "sip.rate_limits";
 }
 
 Manifest describe_policy(const Policy& p, const Slots& slots, const std::string& source, const std::string& path,
@@ -67,6 +81,9 @@ Manifest describe_policy(const Policy& p, const Slots& slots, const std::string&
   for (size_t i = 0; i < p.dscp.size(); ++i)
     m.dscp.push_back({p.dscp[i].name, p.dscp[i].match_text(), p.dscp[i].class_name, p.dscp[i].dscp, slots.dscp[i],
                       p.dscp[i].signature()});
+  for (size_t i = 0; i < p.sip.rate_limits.size(); ++i)
+    m.rate_limits.push_back(
+        {p.sip.rate_limits[i].name, p.sip.rate_limits[i].text(), slots.rate_limits[i], slots.rate_limit_bans[i]});
   m.stateful = p.flows.stateful;
   m.flow_timeouts = flow_timeouts_text(p.flows);
   m.settings = policy_settings(p);
@@ -101,6 +118,10 @@ Result<std::string> encode_manifest(const Manifest& m, size_t max_bytes) {
                          {"dscp", d.dscp},
                          {"counter", d.counter},
                          {"sig", d.sig}});
+  j["rate_limits"] = json::array();
+  for (auto& r : m.rate_limits)
+    j["rate_limits"].push_back(
+        {{"name", r.name}, {"text", r.text}, {"counter", r.counter}, {"ban_counter", r.ban_counter}});
   j["stateful"] = m.stateful;
   j["flow_timeouts"] = m.flow_timeouts;
   j["settings"] = m.settings;
@@ -144,6 +165,8 @@ Result<Manifest> decode_manifest(const std::string& text) {
     m.sip_match = j.value("sip_match", "payload");
     for (auto& r : j.value("dscp", json::array()))
       m.dscp.push_back({r.at("name"), r.at("match"), r.at("class"), r.at("dscp"), r.at("counter"), r.at("sig")});
+    for (auto& r : j.value("rate_limits", json::array()))
+      m.rate_limits.push_back({r.at("name"), r.at("text"), r.at("counter"), r.at("ban_counter")});
     m.stateful = j.value("stateful", false);
     m.flow_timeouts = j.value("flow_timeouts", "");
     if (j.contains("settings")) m.settings = j.at("settings").get<std::map<std::string, std::vector<std::string>>>();

@@ -73,6 +73,9 @@ void declare_all(Families& F) {
   F.declare("sipxdp_scanner_hits_total", T::Counter, "packets dropped because they hold a scanner pattern");
   F.declare("sipxdp_dscp_marked_packets_total", T::Counter, "outbound packets marked by each DSCP rule");
   F.declare("sipxdp_dscp_marked_bytes_total", T::Counter, "bytes of the outbound packets marked by each DSCP rule");
+  F.declare("sipxdp_ratelimit_dropped_total", T::Counter, "SIP requests dropped by each rate limit");
+  F.declare("sipxdp_ratelimit_bans_total", T::Counter, "sources banned by each rate limit");
+  F.declare("sipxdp_trusted_phones", T::Gauge, "phone flows with live learned trust (a 2xx to their REGISTER)");
   F.declare("sipxdp_bans", T::Gauge, "sources banned now, by reason (scanner pattern, or manual)");
   F.declare("sipxdp_flow_table_entries", T::Gauge, "outbound flows recorded (stateful replies), expired ones included");
   F.declare("sipxdp_flow_table_live_entries", T::Gauge, "outbound flows within their timeout");
@@ -104,6 +107,12 @@ void instance_metrics(Families& F, const Instance& in) {
       Labels l = with(base, {{"rule", name}, {"class", r.action}});
       F.add("sipxdp_dscp_marked_packets_total", l, double(r.value.packets));
       F.add("sipxdp_dscp_marked_bytes_total", l, double(r.value.bytes));
+    } else if (r.rate_limit) {
+      const bool ban = r.action == "ban";
+      std::string name = r.name.substr(ban ? 15 : 10);  // "ratelimit-bans:" or "ratelimit:"
+      F.add(ban ? "sipxdp_ratelimit_bans_total" : "sipxdp_ratelimit_dropped_total", with(base, {{"limit", name}}),
+            double(r.value.packets));
+      if (!ban) F.add("sipxdp_drops_total", with(base, {{"reason", r.name}}), double(r.value.packets));
     } else if (r.pattern) {
       F.add("sipxdp_scanner_hits_total", with(base, {{"pattern", r.name.substr(8)}}), double(r.value.packets));
       F.add("sipxdp_drops_total", with(base, {{"reason", r.name}}), double(r.value.packets));
@@ -124,6 +133,7 @@ void instance_metrics(Families& F, const Instance& in) {
   for (auto& r : m->rules)
     if (r.action == "drop") reasons.push_back({r.counter, r.name});
   for (auto& p : m->patterns) reasons.push_back({p.counter, names.name(p.counter)});
+  for (auto& r : m->rate_limits) reasons.push_back({r.counter, names.name(r.counter)});
   for (auto& b : builtin_counters())
     if (std::string(b.action) == "drop" || (b.slot == SIPXDP_CTR_DEFAULT && m->default_action == "drop"))
       reasons.push_back({b.slot, b.name});

@@ -33,13 +33,19 @@
   X(event_stats)              \
   X(event_recent)             \
   X(event_readers)            \
-  X(event_owners)
+  X(event_owners)             \
+  X(rate_limits)              \
+  X(rl_state)                 \
+  X(auth_fails)               \
+  X(trust_learned)            \
+  X(trust_hint)
 
 // Maps of the object that are not pinned: per-CPU scratch space, the egress
 // program's fragment memory, and the constants (.rodata).
 #define SIPXDP_UNPINNED_MAPS(X) \
   X(scratch)                    \
   X(out_frags)                  \
+  X(resp_scratch)               \
   X(rodata)
 
 namespace sipxdp::detail {

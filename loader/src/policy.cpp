@@ -121,8 +121,9 @@ class Parser {
     const Path at = {"sip"};
     auto sub = [&](const std::string& k) { return under(at, k); };
     if (!v.is_object()) fail(at, "\"sip\" must be a JSON object");
-    static const std::set<std::string> known = {"scanner_patterns", "ignore_case", "ban_seconds",
-                                                "trusted",          "match",       "fragments"};
+    static const std::set<std::string> known = {
+        "scanner_patterns", "ignore_case",        "ban_seconds", "trusted",       "match",        "fragments",
+        "rate_limits",      "rate_limit_sources", "ipv6_prefix", "auth_failures", "learned_trust"};
     for (auto& [k, x] : v.items())
       if (!known.count(k)) fail(sub(k), "sip: unknown field \"" + k + "\"", true);
     if (v.contains("scanner_patterns")) {
@@ -193,7 +194,158 @@ class Parser {
       else
         fail(sub("fragments"), "sip.fragments must be \"inspect\" or \"drop\", not " + json_brief(f));
     }
+    whole(v, at, "ipv6_prefix", 32, 128, "bits", out.ipv6_prefix);
+    if (v.contains("rate_limit_sources")) {
+      uint32_t n = 0;
+      whole(v, at, "rate_limit_sources", 1024, 1 << 24, "sources", n);
+      out.rate_limit_sources = n;
+    }
+    if (v.contains("rate_limits")) rate_limits(v["rate_limits"], sub("rate_limits"), out.rate_limits);
+    if (v.contains("auth_failures")) auth_failures(v["auth_failures"], sub("auth_failures"), out.auth_failures);
+    if (v.contains("learned_trust")) {
+      const json& t = v["learned_trust"];
+      const Path tat = sub("learned_trust");
+      if (!t.is_object()) fail(tat, "sip.learned_trust must be a JSON object like {\"enabled\": true}");
+      known_fields(t, tat, {"enabled", "max_seconds"});
+      flag(t, tat, "enabled", out.learned_trust.enabled);
+      whole(t, tat, "max_seconds", 60, 7 * 86400, "seconds", out.learned_trust.max_seconds);
+    }
     pattern_warnings(out);
+  }
+
+  // "a.b.c" for a path of object keys.
+  static std::string dotted(const Path& at) {
+    std::string s;
+    for (auto& e : at) {
+      if (auto* k = std::get_if<std::string>(&e))
+        s += (s.empty() ? "" : ".") + *k;
+      else
+        s += "[" + std::to_string(std::get<size_t>(e)) + "]";
+    }
+    return s;
+  }
+
+  // Object `v` (at `at`) holds only `names`.
+  void known_fields(const json& v, const Path& at, const std::set<std::string>& names) {
+    std::string list;
+    for (auto& n : names) list += (list.empty() ? "" : ", ") + n;
+    for (auto& [k, x] : v.items())
+      if (!names.count(k)) fail(under(at, k), dotted(at) + ": unknown field \"" + k + "\" (" + list + ")", true);
+  }
+
+  // v[k], when given, a whole number from lo to hi.
+  void whole(const json& v, const Path& at, const char* k, int64_t lo, int64_t hi, const char* what, uint32_t& dst) {
+    if (!v.contains(k)) return;
+    const json& n = v[k];
+    if (!n.is_number_integer() || n.get<int64_t>() < lo || n.get<int64_t>() > hi)
+      fail(under(at, k), dotted(under(at, k)) + " must be a whole number of " + what + " from " + std::to_string(lo) +
+                             " to " + std::to_string(hi));
+    dst = static_cast<uint32_t>(n.get<int64_t>());
+  }
+
+  void flag(const json& v, const Path& at, const char* k, bool& dst) {
+    if (!v.contains(k)) return;
+    if (!v[k].is_boolean()) fail(under(at, k), dotted(under(at, k)) + " must be true or false");
+    dst = v[k].get<bool>();
+  }
+
+  void rate_limits(const json& v, const Path& at, std::vector<RateLimit>& out) {
+    if (!v.is_array()) fail(at, "sip.rate_limits must be a list of rate limits");
+    if (v.size() > SIPXDP_MAX_RATE_LIMITS)
+      fail(at, "sip.rate_limits: " + std::to_string(v.size()) + " limits, at most " +
+                   std::to_string(SIPXDP_MAX_RATE_LIMITS));
+    std::set<std::string> names;
+    for (size_t i = 0; i < v.size(); ++i) {
+      Path lat = at;
+      lat.push_back(i);
+      const json& l = v[i];
+      if (!l.is_object())
+        fail(lat,
+             "a rate limit must be a JSON object like {\"name\": \"register-flood\", \"methods\": "
+             "[\"REGISTER\"], \"requests\": 16, \"per_seconds\": 2}");
+      known_fields(l, lat, {"name", "methods", "requests", "per_seconds", "ban_seconds", "comment"});
+      RateLimit r;
+      if (!l.contains("name") || !l["name"].is_string() || l["name"].get<std::string>().empty())
+        fail(lat, "a rate limit needs a \"name\" (a non-empty string)");
+      r.name = l["name"].get<std::string>();
+      for (char c : r.name)
+        if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '_' && c != '.')
+          fail(under(lat, "name"), "rate limit names use letters, digits, '-', '_' and '.' only", false, r.name);
+      if (!names.insert(r.name).second) fail(under(lat, "name"), "duplicate rate limit name", false, r.name);
+      cur_rule_ = r.name;
+      if (!l.contains("methods")) fail(lat, "a rate limit needs \"methods\" (e.g. [\"REGISTER\"], or [\"*\"])");
+      const json& ms = l["methods"];
+      if (!ms.is_array() || ms.empty())
+        fail(under(lat, "methods"), "\"methods\" must be a non-empty list of SIP methods, or [\"*\"]");
+      for (size_t k = 0; k < ms.size(); ++k) {
+        Path mat = under(lat, "methods");
+        mat.push_back(k);
+        if (!ms[k].is_string()) fail(mat, "a method must be a string, not " + json_brief(ms[k]));
+        std::string m = ms[k].get<std::string>();
+        uint32_t bit = 0;
+        if (m == "*") {
+          bit = (1u << SIPXDP_M_NUM) - 1;
+        } else {
+          for (uint32_t b = 0; b < SIPXDP_M_NUM; ++b)
+            if (m == sip_method_name(b)) bit = 1u << b;
+          if (!bit)
+            fail(mat, "unknown SIP method \"" + one_line(m) +
+                          "\" (INVITE, ACK, BYE, CANCEL, REGISTER, OPTIONS, SUBSCRIBE, NOTIFY, PUBLISH, MESSAGE, "
+                          "INFO, PRACK, UPDATE, REFER, OTHER, or *; methods are upper case)");
+        }
+        if (r.methods & bit) fail(mat, "method \"" + m + "\" is listed twice");
+        r.methods |= bit;
+        r.method_names.push_back(m);
+      }
+      if (!l.contains("requests")) fail(lat, "a rate limit needs \"requests\"");
+      if (!l.contains("per_seconds")) fail(lat, "a rate limit needs \"per_seconds\"");
+      whole(l, lat, "requests", 1, 1000000, "requests", r.requests);
+      whole(l, lat, "per_seconds", 1, 86400, "seconds", r.per_seconds);
+      whole(l, lat, "ban_seconds", 0, 365 * 86400, "seconds", r.ban_seconds);
+      if (l.contains("comment") && !l["comment"].is_string())
+        fail(under(lat, "comment"), "\"comment\" must be a string");
+      out.push_back(std::move(r));
+    }
+    cur_rule_.clear();
+  }
+
+  void auth_failures(const json& v, const Path& at, AuthFailures& out) {
+    if (!v.is_object())
+      fail(at,
+           "sip.auth_failures must be a JSON object like {\"max\": 10, \"window_seconds\": 60, "
+           "\"ban_seconds\": 600}");
+    known_fields(v, at,
+                 {"enabled", "max", "window_seconds", "ban_seconds", "escalate", "max_ban_seconds", "responses"});
+    out.enabled = true;
+    flag(v, at, "enabled", out.enabled);
+    whole(v, at, "max", 1, 100000, "responses", out.max);
+    whole(v, at, "window_seconds", 1, 86400, "seconds", out.window_seconds);
+    whole(v, at, "ban_seconds", 1, 365 * 86400, "seconds", out.ban_seconds);
+    flag(v, at, "escalate", out.escalate);
+    whole(v, at, "max_ban_seconds", 1, 365 * 86400, "seconds", out.max_ban_seconds);
+    if (out.max_ban_seconds < out.ban_seconds)
+      fail(under(at, v.contains("max_ban_seconds") ? "max_ban_seconds" : "ban_seconds"),
+           "sip.auth_failures.max_ban_seconds (" + std::to_string(out.max_ban_seconds) +
+               ") is shorter than ban_seconds (" + std::to_string(out.ban_seconds) + ")");
+    if (v.contains("responses")) {
+      const json& rs = v["responses"];
+      Path rat = under(at, "responses");
+      if (!rs.is_array() || rs.empty() || rs.size() > SIPXDP_MAX_AUTH_CODES)
+        fail(rat, "sip.auth_failures.responses must be a list of 1 to " + std::to_string(SIPXDP_MAX_AUTH_CODES) +
+                      " SIP response codes (e.g. [401, 403, 407])");
+      out.responses.clear();
+      for (size_t i = 0; i < rs.size(); ++i) {
+        Path cat = rat;
+        cat.push_back(i);
+        if (!rs[i].is_number_integer() || rs[i].get<int64_t>() < 300 || rs[i].get<int64_t>() > 699)
+          fail(cat, "a response code must be a number from 300 to 699 (2xx responses clear failures), not " +
+                        json_brief(rs[i]));
+        auto c = static_cast<uint16_t>(rs[i].get<int64_t>());
+        if (std::find(out.responses.begin(), out.responses.end(), c) != out.responses.end())
+          fail(cat, "response " + std::to_string(c) + " is listed twice");
+        out.responses.push_back(c);
+      }
+    }
   }
 
   // Patterns that are valid but likely to drop legitimate traffic, or never match.
@@ -572,6 +724,23 @@ Result<Cidr> parse_cidr(const std::string& s) {
   }
   if (masked.addr != c.addr) return make_error("\"" + s + "\" has host bits set (did you mean " + masked.str() + "?)");
   return c;
+}
+
+const char* sip_method_name(uint32_t bit) {
+  switch (bit) {
+#define SIPXDP_X_METHOD(id, b, name) \
+  case b: return name;
+    SIPXDP_SIP_METHODS(SIPXDP_X_METHOD)
+#undef SIPXDP_X_METHOD
+  }
+  return nullptr;
+}
+
+std::string RateLimit::text() const {
+  std::string m;
+  for (auto& n : method_names) m += (m.empty() ? "" : ",") + n;
+  return m + " " + std::to_string(requests) + "/" + std::to_string(per_seconds) + "s" +
+         (ban_seconds ? " ban " + std::to_string(ban_seconds) + "s" : "");
 }
 
 const std::vector<std::string>& SipConfig::default_patterns() {

@@ -71,6 +71,10 @@ struct Harness {
     for (auto& r : m->rules) slot[r.name] = r.counter;
     for (auto& pt : m->patterns) slot["scanner:" + pt.pattern] = pt.counter;
     for (auto& d : m->dscp) slot["dscp:" + d.name] = d.counter;
+    for (auto& r : m->rate_limits) {
+      slot["ratelimit:" + r.name] = r.counter;
+      slot["ratelimit-bans:" + r.name] = r.ban_counter;
+    }
   }
 
   std::map<std::string, CounterValue> snapshot() {

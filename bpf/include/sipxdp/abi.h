@@ -28,7 +28,7 @@
 #define SIPXDP_ASSERT(cond, msg) _Static_assert(cond, msg)
 #endif
 
-#define SIPXDP_ABI_VERSION 5
+#define SIPXDP_ABI_VERSION 6
 
 #ifndef NSEC_PER_SEC
 #define NSEC_PER_SEC 1000000000ull
@@ -165,8 +165,9 @@ struct sipxdp_rule {
 #define SIPXDP_HDR_SPORT (1u << 0)
 #define SIPXDP_HDR_SRC (1u << 1)
 #define SIPXDP_HDR_DST (1u << 2)
-#define SIPXDP_HDR_STATEFUL (1u << 3) /* egress records flows, ingress lets replies in */
-#define SIPXDP_HDR_DSCP_DST (1u << 4) /* some DSCP rule matches on destination */
+#define SIPXDP_HDR_STATEFUL (1u << 3)	   /* egress records flows, ingress lets replies in */
+#define SIPXDP_HDR_DSCP_DST (1u << 4)	   /* some DSCP rule matches on destination */
+#define SIPXDP_HDR_SIP_RESPONSES (1u << 5) /* egress reads SIP responses (auth failures, trust) */
 #define SIPXDP_HDR_VALID (1u << 31)
 
 /* Flow timeouts, by kind. Other protocols open no flows (keyed by
@@ -356,7 +357,12 @@ struct sipxdp_stream_tail {
 	X(ESTABLISHED, 8, "established", "allow", "replies to flows this host opened")             \
 	X(EGRESS, 9, "egress", "pass", "outbound packets (TC egress)")                             \
 	X(FRAG_EARLY, 10, "fragment-early", "allow",                                               \
-	  "later fragments before their first: to reassembly")
+	  "later fragments before their first: to reassembly")                                     \
+	X(AUTH_FAILURE, 11, "auth-failures", "pass", "401/403/407 responses sent (TC egress)")     \
+	X(AUTH_BAN, 12, "auth-bans", "pass", "sources banned for failing authentication")          \
+	X(TRUST_LEARNED, 13, "trust-learned", "pass",                                              \
+	  "2xx to REGISTER that made a source trusted")                                            \
+	X(TRUSTED, 14, "trusted", "allow", "learned-trusted phones let in past a ban")
 
 enum sipxdp_builtin_counter {
 #define SIPXDP_X_COUNTER(id, slot, name, action, what) SIPXDP_CTR_##id = slot,
@@ -398,12 +404,115 @@ struct sipxdp_counter {
 #define SIPXDP_SIP_BAN (1u << 2)
 #define SIPXDP_SIP_FRAG_DROP (1u << 3) /* fragmented datagrams on inspect_sip rules drop */
 
+/*
+ * SIP defences beyond patterns (ratelimit.h, responses.h, trust.h).
+ * Request methods, as bits of sipxdp_rate_limit.methods.
+ */
+#define SIPXDP_SIP_METHODS(X)                                                                      \
+	X(INVITE, 0, "INVITE")                                                                     \
+	X(ACK, 1, "ACK")                                                                           \
+	X(BYE, 2, "BYE")                                                                           \
+	X(CANCEL, 3, "CANCEL")                                                                     \
+	X(REGISTER, 4, "REGISTER")                                                                 \
+	X(OPTIONS, 5, "OPTIONS")                                                                   \
+	X(SUBSCRIBE, 6, "SUBSCRIBE")                                                               \
+	X(NOTIFY, 7, "NOTIFY")                                                                     \
+	X(PUBLISH, 8, "PUBLISH")                                                                   \
+	X(MESSAGE, 9, "MESSAGE")                                                                   \
+	X(INFO, 10, "INFO")                                                                        \
+	X(PRACK, 11, "PRACK")                                                                      \
+	X(UPDATE, 12, "UPDATE")                                                                    \
+	X(REFER, 13, "REFER")                                                                      \
+	X(OTHER, 14, "OTHER") /* any other token followed by " sip:" or " sips:" */
+
+enum sipxdp_sip_method {
+#define SIPXDP_X_METHOD(id, bit, name) SIPXDP_M_##id = bit,
+	SIPXDP_SIP_METHODS(SIPXDP_X_METHOD)
+#undef SIPXDP_X_METHOD
+		SIPXDP_M_NUM = 15,
+};
+
+#define SIPXDP_MAX_RATE_LIMITS 8
+#define SIPXDP_RL_SOURCES_DEFAULT 65536 /* rl_state entries (sip.rate_limit_sources) */
+#define SIPXDP_MAX_AUTH_CODES 4
+#define SIPXDP_RESPONSE_SCAN 1024 /* response bytes searched for CSeq, Expires, Contact */
+
+/* rate_limits[gen * SIPXDP_MAX_RATE_LIMITS + i]: a token bucket per source
+ * (IPv4 address, IPv6 prefix of sip_cfg.v6_prefix bits) and limit, in
+ * nanoseconds of credit: a request takes cost_ns, credit grows with time up
+ * to burst_ns (cost_ns * requests).
+ */
+struct sipxdp_rate_limit {
+	__u32 methods;	   /* 1 << enum sipxdp_sip_method */
+	__u32 counter;	   /* slot: requests dropped */
+	__u32 ban_counter; /* slot: sources banned (0: the limit never bans) */
+	__u32 pad;
+	__u64 cost_ns;
+	__u64 burst_ns;
+	__u64 ban_ns;
+};
+
+struct sipxdp_rl_key {
+	__u32 limit; /* the limit's counter slot: state follows a limit across edits */
+	__u8 family;
+	__u8 pad[3];
+	__u8 addr[16]; /* IPv6 masked to sip_cfg.v6_prefix */
+};
+
+struct sipxdp_rl_state {
+	__u64 credit_ns;
+	__u64 last_ns;
+};
+
+/* Remote addresses (IPv6 masked) the server answered 401/403/407. */
+struct sipxdp_addr_key {
+	__u8 family;
+	__u8 pad[3];
+	__u8 addr[16];
+};
+
+struct sipxdp_auth_state {
+	__u64 window_start_ns;
+	__u64 last_ban_end_ns; /* escalation: strikes are forgotten max_ban past this */
+	__u32 count;	       /* failures in the window */
+	__u32 strikes;	       /* bans so far */
+};
+
+/* Learned trust: the phone's flow (its address, port and transport) that the
+ * server accepted a REGISTER from (a 2xx to it), until the binding expires.
+ */
+struct sipxdp_trust_key {
+	__u8 family;
+	__u8 proto;
+	__be16 port;
+	__u8 addr[16];
+};
+
+struct sipxdp_trust {
+	__u64 expires_ns; /* CLOCK_MONOTONIC_COARSE */
+	__u64 since_ns;	  /* the first 2xx */
+	__u64 hits;	  /* packets let in past a ban */
+};
+
+#define SIPXDP_SIP_AUTH_BANS (1u << 4)	   /* count auth failures on egress, ban at auth_max */
+#define SIPXDP_SIP_AUTH_ESCALATE (1u << 5) /* each repeat ban doubles, up to auth_ban_max_ns */
+#define SIPXDP_SIP_TRUST (1u << 6)	   /* 2xx to REGISTER makes the phone's flow trusted */
+
 struct sipxdp_sip_cfg {
 	__u32 flags; /* SIPXDP_SIP_* */
 	__u32 npatterns;
 	__u32 window;	  /* min(shortest pattern, SIPXDP_SCAN_MAX_WINDOW) */
 	__u32 prefix_len; /* min(shortest pattern, 4): bytes hashed into prefix[] */
 	__u64 ban_ns;
+	__u32 nlimits;	 /* rate limits in rate_limits[gen] */
+	__u32 v6_prefix; /* IPv6 sources are counted and banned per prefix of this length */
+	__u32 auth_max;	 /* auth failures in a window that ban */
+	__u16 auth_codes[SIPXDP_MAX_AUTH_CODES]; /* 0: unused */
+	__u32 pad;
+	__u64 auth_window_ns;
+	__u64 auth_ban_ns;
+	__u64 auth_ban_max_ns;
+	__u64 trust_max_ns;
 };
 
 struct sipxdp_pattern {
@@ -433,7 +542,8 @@ static inline __u32 sipxdp_prefix_hash(__u32 word, __u32 prefix_len)
 	return (((word | 0x20202020u) & keep) * 0x9e3779b1u) >> (32 - SIPXDP_SCAN_PREFIX_BITS);
 }
 
-/* bans4 is keyed by the IPv4 address (network order), bans6 by this. */
+/* bans4 is keyed by the IPv4 address (network order), bans6 by this: the
+ * address masked to the ban's prefix (sipxdp_ban.plen). */
 struct sipxdp_ban6_key {
 	__u8 addr[16];
 };
@@ -444,8 +554,10 @@ struct sipxdp_ban {
 	__u64 expires_ns; /* CLOCK_MONOTONIC_COARSE (bpf_ktime_get_coarse_ns); 0: never */
 	__u64 hits;	  /* packets dropped since the ban */
 	__u64 since_ns;
-	__u32 reason; /* the pattern's counter slot, or SIPXDP_BAN_MANUAL */
-	__u32 pad;
+	__u32 reason; /* the counter slot of what banned (pattern, rate limit, auth-bans), or MANUAL
+		       */
+	__u8 plen;    /* the prefix banned: 32, or IPv6 sip_cfg.v6_prefix (128 for older bans) */
+	__u8 pad[3];
 };
 
 struct sipxdp_ban_lpm4 {
@@ -544,7 +656,14 @@ SIPXDP_ASSERT(sizeof(struct sipxdp_edge) == 68, "sipxdp_edge");
 SIPXDP_ASSERT(sizeof(struct sipxdp_frag_state) == 160, "sipxdp_frag_state");
 SIPXDP_ASSERT(sizeof(struct sipxdp_stream_tail) == 72, "sipxdp_stream_tail");
 SIPXDP_ASSERT(sizeof(struct sipxdp_counter) == 16, "sipxdp_counter");
-SIPXDP_ASSERT(sizeof(struct sipxdp_sip_cfg) == 24, "sipxdp_sip_cfg");
+SIPXDP_ASSERT(sizeof(struct sipxdp_sip_cfg) == 80, "sipxdp_sip_cfg");
+SIPXDP_ASSERT(sizeof(struct sipxdp_rate_limit) == 40, "sipxdp_rate_limit");
+SIPXDP_ASSERT(sizeof(struct sipxdp_rl_key) == 24, "sipxdp_rl_key");
+SIPXDP_ASSERT(sizeof(struct sipxdp_rl_state) == 16, "sipxdp_rl_state");
+SIPXDP_ASSERT(sizeof(struct sipxdp_addr_key) == 20, "sipxdp_addr_key");
+SIPXDP_ASSERT(sizeof(struct sipxdp_auth_state) == 24, "sipxdp_auth_state");
+SIPXDP_ASSERT(sizeof(struct sipxdp_trust_key) == 20, "sipxdp_trust_key");
+SIPXDP_ASSERT(sizeof(struct sipxdp_trust) == 24, "sipxdp_trust");
 SIPXDP_ASSERT(sizeof(struct sipxdp_pattern) == 72, "sipxdp_pattern");
 SIPXDP_ASSERT(sizeof(struct sipxdp_ban) == 32, "sipxdp_ban");
 SIPXDP_ASSERT(sizeof(struct sipxdp_ban6_key) == 16, "sipxdp_ban6_key");
@@ -557,8 +676,7 @@ SIPXDP_ASSERT(sizeof(struct sipxdp_event_hdr) == 32, "sipxdp_event_hdr");
 SIPXDP_ASSERT(sizeof(struct sipxdp_event_owner) == 16, "sipxdp_event_owner");
 SIPXDP_ASSERT(sizeof(struct sipxdp_manifest_chunk) == SIPXDP_MANIFEST_CHUNK,
 	      "sipxdp_manifest_chunk");
-SIPXDP_ASSERT(SIPXDP_CTR_FRAG_EARLY < SIPXDP_CTR_RULE_BASE,
-	      "built-in counters below the rule slots");
+SIPXDP_ASSERT(SIPXDP_CTR_TRUSTED < SIPXDP_CTR_RULE_BASE, "built-in counters below the rule slots");
 SIPXDP_ASSERT(SIPXDP_CTR_MAX <= 0xffff, "counter slots fit the 16 bits fragments keep");
 
 #endif /* SIPXDP_ABI_H */

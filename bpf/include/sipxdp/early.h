@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
  * The early verdicts of xdp_ingress, before any policy lookup: loopback
- * addresses from outside, banned sources, and later fragments (which carry
+ * addresses from outside, banned sources (unless a trusted phone's, see
+ * trust.h), and later fragments (which carry
  * no ports: they get their datagram's verdict).
  */
 #ifndef SIPXDP_EARLY_H
@@ -9,6 +10,7 @@
 
 #include "sipxdp/bans.h"
 #include "sipxdp/frag.h"
+#include "sipxdp/trusted.h"
 
 #define LOOPBACK_IFINDEX 1
 
@@ -51,8 +53,17 @@ static __always_inline int early_verdicts(struct xdp_md *ctx, struct judgement *
 	if (!st)
 		return XDP_PASS;
 	j->gen = st->active_gen & 1;
-	if (is_banned(&j->p, st))
+	switch (is_banned(&j->p, st, j->gen)) {
+	case BANNED_MANUAL:
 		return settle(ctx, j, SIPXDP_CTR_BANNED, SIPXDP_ACT_DROP);
+	case BANNED_AUTO:
+		/* A phone with learned trust behind an address banned
+		 * automatically: its ports are known only after the transport
+		 * header (trust.h). */
+		if (j->p.frag_later || !trust_maybe(&j->p))
+			return settle(ctx, j, SIPXDP_CTR_BANNED, SIPXDP_ACT_DROP);
+		j->ban_pending = 1;
+	}
 	if (j->p.frag_later)
 		return judge_later_fragment(ctx, j);
 	return NEXT;

@@ -1,14 +1,18 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
  * The inspect stage of xdp_ingress: a packet whose rule has inspect_sip,
- * from a source not trusted, is searched for scanner patterns (scan.h),
- * across TCP segment boundaries too (stream.h). A hit drops it on the
- * pattern's counter and bans the source; no reply may undo that.
+ * from a source not trusted, first meets the SIP rate limits (ratelimit.h;
+ * a registered phone's flow with learned trust is exempt), then is searched
+ * for scanner patterns (scan.h), across TCP segment boundaries too
+ * (stream.h). A hit drops it on the pattern's counter and bans the source
+ * (not a trusted phone's); no reply may undo that.
  */
 #ifndef SIPXDP_INSPECT_H
 #define SIPXDP_INSPECT_H
 
+#include "sipxdp/ratelimit.h"
 #include "sipxdp/stream.h"
+#include "sipxdp/trusted.h"
 
 static __always_inline void inspect(struct xdp_md *ctx, struct judgement *j)
 {
@@ -19,6 +23,20 @@ static __always_inline void inspect(struct xdp_md *ctx, struct judgement *j)
 	    !(cfg = bpf_map_lookup_elem(&sip_cfg, &j->gen)) || is_trusted(&j->p, j->gen))
 		return;
 	j->inspected = 1;
+	if (!j->trusted_flow && cfg->nlimits && j->len && !j->p.frag_later) {
+		if (trust_maybe(&j->p) && sipxdp_trusted_flow(&j->p)) {
+			j->trusted_flow = 1;
+		} else {
+			__u32 over = sipxdp_rate_limit(ctx, &j->p, j->off, j->len, j->gen);
+
+			if (over) {
+				j->slot = over;
+				j->action = SIPXDP_ACT_DROP;
+				j->settled = 1;
+				return;
+			}
+		}
+	}
 	/* A first fragment too short to search across its end, or any
 	 * fragment when the policy says so, drops (see sip.fragments).
 	 */
@@ -35,7 +53,8 @@ static __always_inline void inspect(struct xdp_md *ctx, struct judgement *j)
 			sipxdp_stream_commit(&j->p);
 	}
 	if (hit > 0 && hit <= SIPXDP_MAX_PATTERNS) {
-		j->slot = scanner_hit(&j->p, j->gen, hit);
+		j->slot = j->trusted_flow ? pattern_slot(j->gen, hit)
+					  : scanner_hit(&j->p, j->gen, hit);
 		j->action = SIPXDP_ACT_DROP;
 		j->settled = 1;
 	}

@@ -330,4 +330,70 @@ SIPXDP_MAP struct {
 	__type(value, struct sipxdp_event_owner);
 } event_owners SEC(".maps");
 
+/* SIP rate limits per generation: [gen * SIPXDP_MAX_RATE_LIMITS + i] (ratelimit.h). */
+SIPXDP_MAP struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, SIPXDP_GENS *SIPXDP_MAX_RATE_LIMITS);
+	__type(key, __u32);
+	__type(value, struct sipxdp_rate_limit);
+} rate_limits SEC(".maps");
+
+/* Token buckets per limit and source; max_entries is set by the loader
+ * (sip.rate_limit_sources). */
+SIPXDP_MAP struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, SIPXDP_RL_SOURCES_DEFAULT);
+	__type(key, struct sipxdp_rl_key);
+	__type(value, struct sipxdp_rl_state);
+} rl_state SEC(".maps");
+
+/* Authentication failures per remote address (responses.h). */
+SIPXDP_MAP struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct sipxdp_addr_key);
+	__type(value, struct sipxdp_auth_state);
+} auth_fails SEC(".maps");
+
+/* Learned trust: registered phones' flows (trust.h). */
+SIPXDP_MAP struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct sipxdp_trust_key);
+	__type(value, struct sipxdp_trust);
+} trust_learned SEC(".maps");
+
+/* Hints of the addresses with learned trust. */
+SIPXDP_MAP struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct hint_bits);
+} trust_hint SEC(".maps");
+
+/* The egress program's copy of a SIP response's first bytes (zeroes after
+ * them), and what the walk over its header lines found (responses.h).
+ */
+#define RESP_BUF 2048
+#define RESP_MASK (RESP_BUF - 1)
+
+struct resp_scratch {
+	__u8 buf[RESP_BUF];
+	__u32 n; /* bytes copied */
+	__u32 pos;
+	__u32 in_contact; /* inside the first Contact header */
+	__u32 contacts;	  /* Contact headers ended */
+	__u32 cseq_register;
+	__u32 pad;
+	__s64 expires_hdr;
+	__s64 contact_expires;
+};
+
+SIPXDP_MAP struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct resp_scratch);
+} resp_scratch SEC(".maps");
+
 #endif /* SIPXDP_MAPS_H */

@@ -474,7 +474,7 @@ static __always_inline __u32 scanner_hit(const struct pkt *p, __u32 gen, int hit
 	struct sipxdp_sip_cfg *cfg = bpf_map_lookup_elem(&sip_cfg, &gen);
 
 	if (cfg && (cfg->flags & SIPXDP_SIP_BAN))
-		ban_source(p, cfg->ban_ns, slot);
+		ban_source(p, gen, cfg->ban_ns, slot);
 	return slot;
 }
 

@@ -33,9 +33,11 @@ struct CombEntry {
 // Counter slots for the named counters of a policy (chosen by the caller so
 // that counters follow names across policy edits).
 struct Slots {
-  std::vector<uint32_t> rules;     // one per rule
-  std::vector<uint32_t> patterns;  // one per sip.scanner_patterns entry
-  std::vector<uint32_t> dscp;      // one per DSCP rule
+  std::vector<uint32_t> rules;            // one per rule
+  std::vector<uint32_t> patterns;         // one per sip.scanner_patterns entry
+  std::vector<uint32_t> dscp;             // one per DSCP rule
+  std::vector<uint32_t> rate_limits;      // one per sip.rate_limits entry: requests dropped
+  std::vector<uint32_t> rate_limit_bans;  // and sources it banned
 };
 
 // One generation's worth of policy structures, independent of any kernel.
@@ -53,6 +55,9 @@ struct CompiledPolicy {
   sipxdp_sip_cfg sip_cfg{};
   std::vector<sipxdp_pattern> patterns;
   std::shared_ptr<sipxdp_scan_tables> tables;
+
+  // SIP rate limits, in order (rate_limits[gen]).
+  std::vector<sipxdp_rate_limit> rate_limits;
 
   // DSCP rules in order (their destinations are lpm entries under SIPXDP_DIR_DSCP).
   std::vector<sipxdp_dscp_rule> dscp;

@@ -36,8 +36,9 @@ struct StatRow {
   std::string action;
   bool builtin = false;
   CounterValue value;
-  bool pattern = false;  // a scanner pattern's hits
-  bool dscp = false;     // an egress DSCP rule's marks
+  bool pattern = false;     // a scanner pattern's hits
+  bool dscp = false;        // an egress DSCP rule's marks
+  bool rate_limit = false;  // a SIP rate limit's drops ("ratelimit:NAME") or bans ("ratelimit-bans:NAME")
 };
 
 struct ApplySummary {
@@ -70,7 +71,8 @@ class Datapath {
   ~Datapath();
 
   // Loads the programs into the kernel without attaching or pinning (tests).
-  static Result<Datapath> load(uint32_t flow_table_size = SIPXDP_FLOWS_DEFAULT);
+  static Result<Datapath> load(uint32_t flow_table_size = SIPXDP_FLOWS_DEFAULT,
+                               uint32_t rate_limit_sources = SIPXDP_RL_SOURCES_DEFAULT);
   // Opens an attached instance from its pins.
   static Result<Datapath> open_pinned(const std::string& dir);
 
@@ -87,15 +89,33 @@ class Datapath {
 
   // Bans: automatic (a scanner pattern matched) and manual (ban_add).
   struct Ban {
-    Cidr prefix;
-    std::string reason;    // the pattern, or "manual"
-    uint64_t hits = 0;     // packets dropped since the ban
-    int64_t seconds_left;  // -1: until removed
+    Cidr prefix;              // an address, an IPv6 prefix (sip.ipv6_prefix), or a manual prefix
+    std::string kind;         // "pattern", "ratelimit", "auth", "manual"
+    std::string reason;       // the pattern, the rate limit's name, "auth-failures", "manual"
+    uint64_t hits = 0;        // packets dropped since the ban
+    int64_t seconds_left;     // -1: until removed
+    uint64_t since_unix = 0;  // when it was banned (Unix time)
+    uint32_t slot = 0;        // the counter slot of what banned it
   };
+  // Learned trust: phone flows a 2xx to their REGISTER made trusted, live ones.
+  struct TrustedPhone {
+    Cidr addr;  // the phone's address (/32 or /128)
+    std::string proto;
+    uint16_t port = 0;
+    int64_t seconds_left = 0;
+    uint64_t since_unix = 0;  // first registered (Unix time)
+    uint64_t hits = 0;        // packets let in past a ban of its address
+  };
+  Result<std::vector<TrustedPhone>> learned_trust() const;
+
   Result<std::vector<Ban>> bans() const;
   Result<std::vector<Ban>> bans(const Manifest& m) const;  // reasons named from `m`
   Status ban_add(const Cidr& prefix, uint32_t seconds);    // seconds 0: until removed
-  Status ban_del(const Cidr& prefix);
+  // Lifts the bans inside `prefix` (or holding it): automatic ones, and
+  // manual ones of that prefix or longer. The number lifted.
+  Result<size_t> ban_del(const Cidr& prefix);
+  Result<size_t> ban_del_all(const std::string& kind = {});  // kind "": every ban
+  Result<size_t> ban_del_where(const std::function<bool(const Ban&)>& pick);
 
   // Drop events (drop_events.h): per reason (counter slot), summed over CPUs.
   struct EventCount {

@@ -48,6 +48,13 @@ struct Manifest {
     std::string sig;  // DscpRule::signature()
   };
   std::vector<Dscp> dscp;
+  struct RateLimit {
+    std::string name;
+    std::string text;  // RateLimit::text()
+    uint32_t counter = 0;
+    uint32_t ban_counter = 0;
+  };
+  std::vector<RateLimit> rate_limits;
   bool stateful = false;
   std::string flow_timeouts;  // "tcp 600 udp 60 icmp 30"
   // Every setting outside the rule lists, by name (see policy_settings()).

@@ -79,6 +79,37 @@ enum class SipFragments : uint8_t {
   drop,     // dropped unless the source is trusted (the conservative choice)
 };
 
+// One "sip.rate_limits" entry: at most `requests` SIP requests of `methods`
+// per `per_seconds` from one source (IPv4 address, IPv6 prefix of
+// sip.ipv6_prefix bits), counted on packets of rules with "inspect_sip".
+struct RateLimit {
+  std::string name;
+  uint32_t methods = 0;                   // 1 << enum sipxdp_sip_method
+  std::vector<std::string> method_names;  // as written ("*" for all)
+  uint32_t requests = 0;
+  uint32_t per_seconds = 0;
+  uint32_t ban_seconds = 0;  // 0: drop over the limit, never ban
+
+  std::string text() const;  // "REGISTER 16/2s ban 300s"
+};
+
+// "sip.auth_failures": bans from the server's own 401/403/407 responses (egress).
+struct AuthFailures {
+  bool enabled = false;  // on when the block is given (unless "enabled": false)
+  uint32_t max = 10;
+  uint32_t window_seconds = 60;
+  uint32_t ban_seconds = 600;
+  bool escalate = true;              // each repeat ban doubles, up to max_ban_seconds
+  uint32_t max_ban_seconds = 86400;  // also how long strikes are remembered after a ban ends
+  std::vector<uint16_t> responses = {401, 403, 407};
+};
+
+// "sip.learned_trust": a 2xx to a REGISTER trusts the phone's flow.
+struct LearnedTrust {
+  bool enabled = true;
+  uint32_t max_seconds = 3600;
+};
+
 // The "sip" block: scanner patterns for rules with "inspect_sip".
 struct SipConfig {
   std::vector<std::string> patterns;  // the defaults unless given
@@ -87,6 +118,11 @@ struct SipConfig {
   std::vector<Cidr> trusted;   // never scanned, never banned
   SipMatch match = SipMatch::payload;
   SipFragments fragments = SipFragments::inspect;
+  std::vector<RateLimit> rate_limits;
+  std::optional<uint32_t> rate_limit_sources;  // rl_state entries; fixed when attached
+  uint32_t ipv6_prefix = 64;                   // bits of an IPv6 source that make one source
+  AuthFailures auth_failures;
+  LearnedTrust learned_trust;
 
   static const std::vector<std::string>& default_patterns();
 };
@@ -167,6 +203,9 @@ std::optional<Cidr> embedded_ipv4(const Cidr& c);
 
 // Parses "198.18.0.0/24", "2001:db8::1", ... (no host bits may be set).
 Result<Cidr> parse_cidr(const std::string& s);
+
+// "INVITE", ..., "OTHER" for a bit of enum sipxdp_sip_method; nullptr past them.
+const char* sip_method_name(uint32_t bit);
 
 const char* action_name(Action a);
 const char* proto_kind_name(ProtoKind k);
