@@ -393,6 +393,13 @@ class Validate : public Command {
               << "; fragmented datagrams: "
               << (s.fragments == SipFragments::drop ? "dropped" : "every fragment searched")
               << "; trusted: " << s.trusted.size() << " prefixes\n";
+    auto settings = policy_settings(p);
+    std::string limits;
+    for (auto& l : settings["sip.rate_limits"]) limits += (limits.empty() ? "" : "; ") + l;
+    std::cout << "  sip: rate limits: " << (limits.empty() ? "none" : limits)
+              << "\n  sip: auth failures: " << settings["sip.auth_failures"][0]
+              << "; learned trust: " << settings["sip.learned_trust"][0] << "; IPv6 sources per /" << s.ipv6_prefix
+              << "\n";
   }
 };
 

@@ -30,6 +30,7 @@ struct PolicyError {
   bool at_key;
   std::string rule;  // empty outside a rule
   std::string msg;
+  std::string kind = "rule";  // what `rule` names: "rule", "rate limit"
 };
 
 class Parser {
@@ -93,7 +94,7 @@ class Parser {
 
  private:
   [[noreturn]] void fail(Path path, std::string msg, bool at_key = false, std::string rule = {}) {
-    throw PolicyError{std::move(path), at_key, rule.empty() ? cur_rule_ : rule, std::move(msg)};
+    throw PolicyError{std::move(path), at_key, rule.empty() ? cur_rule_ : rule, std::move(msg), cur_kind_};
   }
 
  public:
@@ -263,8 +264,11 @@ class Parser {
         fail(lat,
              "a rate limit must be a JSON object like {\"name\": \"register-flood\", \"methods\": "
              "[\"REGISTER\"], \"requests\": 16, \"per_seconds\": 2}");
-      known_fields(l, lat, {"name", "methods", "requests", "per_seconds", "ban_seconds", "comment"});
       RateLimit r;
+      cur_kind_ = "rate limit";
+      cur_rule_.clear();
+      if (l.contains("name") && l["name"].is_string()) cur_rule_ = l["name"].get<std::string>();
+      known_fields(l, lat, {"name", "methods", "requests", "per_seconds", "ban_seconds", "comment"});
       if (!l.contains("name") || !l["name"].is_string() || l["name"].get<std::string>().empty())
         fail(lat, "a rate limit needs a \"name\" (a non-empty string)");
       r.name = l["name"].get<std::string>();
@@ -307,6 +311,7 @@ class Parser {
       out.push_back(std::move(r));
     }
     cur_rule_.clear();
+    cur_kind_ = "rule";
   }
 
   void auth_failures(const json& v, const Path& at, AuthFailures& out) {
@@ -338,8 +343,10 @@ class Parser {
         Path cat = rat;
         cat.push_back(i);
         if (!rs[i].is_number_integer() || rs[i].get<int64_t>() < 300 || rs[i].get<int64_t>() > 699)
-          fail(cat, "a response code must be a number from 300 to 699 (2xx responses clear failures), not " +
-                        json_brief(rs[i]));
+          fail(cat,
+               "sip.auth_failures.responses: a response code must be a number from 300 to 699 (2xx responses "
+               "clear failures), not " +
+                   json_brief(rs[i]));
         auto c = static_cast<uint16_t>(rs[i].get<int64_t>());
         if (std::find(out.responses.begin(), out.responses.end(), c) != out.responses.end())
           fail(cat, "response " + std::to_string(c) + " is listed twice");
@@ -671,6 +678,7 @@ class Parser {
   }
 
   std::string cur_rule_;
+  std::string cur_kind_ = "rule";  // what cur_rule_ names in errors
 };
 
 // The first `max` prefixes and how many more.
@@ -883,7 +891,7 @@ Result<Policy> parse_policy(const std::string& text, const std::string& origin) 
     size_t off = doc->pos.find(e.path, e.at_key);
     std::string at = origin;
     if (off != JsonPositions::npos) at += ":" + line_col(text, off);
-    std::string rule = e.rule.empty() ? "" : "rule \"" + e.rule + "\": ";
+    std::string rule = e.rule.empty() ? "" : e.kind + " \"" + e.rule + "\": ";
     return one_line(at + ": " + rule + e.msg);
   };
   Parser parser;

@@ -150,3 +150,72 @@ TEST_CASE("scan tables: gram offsets, prefix masks, case variants") {
   CHECK(compiled_scan(d.value(), "xxxxab") == 0);
   CHECK(compiled_scan(d.value(), "xxa-very-long-patternxx") == 1);
 }
+
+TEST_CASE("sip rate limits, auth failures and learned trust: parsed, compiled, and their errors name the place") {
+  auto p = parse_ok(with_sip(R"({"rate_limits": [
+      {"name": "register-flood", "methods": ["REGISTER"], "requests": 16, "per_seconds": 2, "ban_seconds": 300},
+      {"name": "all", "methods": ["*"], "requests": 100, "per_seconds": 10}],
+    "auth_failures": {"max": 5, "responses": [401, 407]}, "ipv6_prefix": 56, "rate_limit_sources": 4096})"));
+  REQUIRE(p.sip.rate_limits.size() == 2);
+  CHECK(p.sip.rate_limits[0].methods == 1u << SIPXDP_M_REGISTER);
+  CHECK(p.sip.rate_limits[0].text() == "REGISTER 16/2s ban 300s");
+  CHECK(p.sip.rate_limits[1].methods == (1u << SIPXDP_M_NUM) - 1);
+  CHECK(p.sip.auth_failures.enabled);
+  CHECK(p.sip.auth_failures.max == 5);
+  CHECK(p.sip.auth_failures.window_seconds == 60);  // defaults for the rest
+  CHECK(p.sip.auth_failures.escalate);
+  CHECK(p.sip.learned_trust.enabled);
+  CHECK(p.sip.ipv6_prefix == 56);
+  CHECK(*p.sip.rate_limit_sources == 4096);
+  auto c = compile_policy(p, fresh_counters(p));
+  REQUIRE(c.ok());
+  CHECK(c->sip_cfg.nlimits == 2);
+  CHECK(c->sip_cfg.v6_prefix == 56);
+  CHECK(c->sip_cfg.auth_max == 5);
+  CHECK(c->sip_cfg.auth_codes[0] == 401);
+  CHECK(c->sip_cfg.auth_codes[1] == 407);
+  CHECK(c->sip_cfg.auth_codes[2] == 0);
+  CHECK((c->sip_cfg.flags & SIPXDP_SIP_TRUST) != 0);
+  CHECK((c->hdr.flags & SIPXDP_HDR_SIP_RESPONSES) != 0);
+  CHECK(c->rate_limits[0].cost_ns == 125'000'000);  // 2 s / 16
+  CHECK(c->rate_limits[0].burst_ns == 2'000'000'000);
+  CHECK(c->rate_limits[0].ban_ns == 300'000'000'000);
+  CHECK(c->rate_limits[0].counter != c->rate_limits[0].ban_counter);
+  // Without the blocks: no auth bans, and egress reads no responses when nothing bans.
+  auto q = parse_ok(with_sip(R"({"ban_seconds": 0})"));
+  auto cq = compile_policy(q, fresh_counters(q));
+  REQUIRE(cq.ok());
+  CHECK(!q.sip.auth_failures.enabled);
+  CHECK((cq->hdr.flags & SIPXDP_HDR_SIP_RESPONSES) == 0);
+
+  CHECK(parse_err(
+            with_sip(R"({"rate_limits": [{"name": "r", "methods": ["register"], "requests": 1, "per_seconds": 1}]})"))
+            .find(": rate limit \"r\": unknown SIP method \"register\" (INVITE, ACK,") != std::string::npos);
+  CHECK(parse_err(
+            with_sip(R"({"rate_limits": [{"name": "r", "methods": ["INVITE"], "requests": 0, "per_seconds": 1}]})")) ==
+        "p.json:2:75: rate limit \"r\": sip.rate_limits[0].requests must be a whole number of requests from 1 to "
+        "1000000");
+  CHECK(parse_err(with_sip(R"({"rate_limits": [{"name": "r", "methods": ["INVITE"], "requests": 1}]})")) ==
+        "p.json:2:26: rate limit \"r\": a rate limit needs \"per_seconds\"");
+  CHECK(parse_err(with_sip(
+            R"({"rate_limits": [{"name": "r", "methods": ["INVITE", "INVITE"], "requests": 1, "per_seconds": 1}]})")) ==
+        "p.json:2:62: rate limit \"r\": method \"INVITE\" is listed twice");
+  CHECK(parse_err(with_sip(R"({"rate_limits": [{"name": "r", "methods": ["INVITE"], "requests": 1, "per_seconds": 1},
+      {"name": "r", "methods": ["BYE"], "requests": 1, "per_seconds": 1}]})")) ==
+        "p.json:3:16: rate limit \"r\": duplicate rate limit name");
+  CHECK(
+      parse_err(with_sip(
+          R"({"rate_limits": [{"name": "r", "methods": ["INVITE"], "requests": 1, "per_seconds": 1, "burst": 3}]})")) ==
+      "p.json:2:96: rate limit \"r\": sip.rate_limits[0]: unknown field \"burst\" (ban_seconds, comment, methods, "
+      "name, "
+      "per_seconds, requests)");
+  CHECK(parse_err(with_sip(R"({"auth_failures": {"max": 10, "responses": [200]}})")) ==
+        "p.json:2:53: sip.auth_failures.responses: a response code must be a number from 300 to 699 (2xx responses "
+        "clear failures), not 200");
+  CHECK(parse_err(with_sip(R"({"auth_failures": {"ban_seconds": 900, "max_ban_seconds": 600}})")) ==
+        "p.json:2:67: sip.auth_failures.max_ban_seconds (600) is shorter than ban_seconds (900)");
+  CHECK(parse_err(with_sip(R"({"ipv6_prefix": 16})")) ==
+        "p.json:2:25: sip.ipv6_prefix must be a whole number of bits from 32 to 128");
+  CHECK(parse_err(with_sip(R"({"learned_trust": {"enabled": 1}})")) ==
+        "p.json:2:39: sip.learned_trust.enabled must be true or false");
+}

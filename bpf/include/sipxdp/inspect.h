@@ -24,7 +24,7 @@ static __always_inline void inspect(struct xdp_md *ctx, struct judgement *j)
 		return;
 	j->inspected = 1;
 	if (!j->trusted_flow && cfg->nlimits && j->len && !j->p.frag_later) {
-		if (trust_maybe(&j->p) && sipxdp_trusted_flow(&j->p)) {
+		if (trust_maybe(&j->p) && sipxdp_trusted_flow(&j->p, j->gen)) {
 			j->trusted_flow = 1;
 		} else {
 			__u32 over = sipxdp_rate_limit(ctx, &j->p, j->off, j->len, j->gen);

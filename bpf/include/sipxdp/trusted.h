@@ -10,13 +10,18 @@
 #include "sipxdp/judgement.h"
 #include "sipxdp/trust.h"
 
-/* 1 when the packet belongs to a phone's flow with live learned trust. */
-__noinline int sipxdp_trusted_flow(const struct pkt *p)
+/* 1 when the packet belongs to a phone's flow with live learned trust, and
+ * the live policy has learned trust on. */
+__noinline int sipxdp_trusted_flow(const struct pkt *p, __u32 gen)
 {
+	struct sipxdp_sip_cfg *cfg;
 	struct sipxdp_trust_key k;
 	struct sipxdp_trust *t;
 
-	if (!p || !trust_maybe(p))
+	gen &= 1;
+	cfg = bpf_map_lookup_elem(&sip_cfg, &gen);
+	/* Turned off by the live policy: what was learned no longer counts. */
+	if (!p || !cfg || !(cfg->flags & SIPXDP_SIP_TRUST) || !trust_maybe(p))
 		return 0;
 	trust_key(&k, p, 0);
 	t = bpf_map_lookup_elem(&trust_learned, &k);
@@ -35,7 +40,7 @@ static __always_inline int banned_unless_trusted(struct xdp_md *ctx, struct judg
 
 	if (!j->ban_pending)
 		return NEXT;
-	if (sipxdp_trusted_flow(&j->p)) {
+	if (sipxdp_trusted_flow(&j->p, j->gen)) {
 		trust_key(&k, &j->p, 0);
 		t = bpf_map_lookup_elem(&trust_learned, &k);
 		if (t)
