@@ -13,7 +13,7 @@
 # Reading /sys/fs/bpf usually needs root: as another user, interface
 # arguments that must be attached complete to nothing.
 
-_sipxdp_subcommands="attach detach status stats validate apply confirm rollback bans ban service import init events capture exporter"
+_sipxdp_subcommands="attach detach status stats validate apply confirm rollback bans ban trusted service import init events capture exporter"
 _sipxdp_presets="freeswitch-minimal freeswitch-full asterisk kamailio-sbc"
 
 # COMPREPLY = the lines of stdin that start with $cur (taken literally: no globbing).
@@ -215,8 +215,8 @@ _sipxdp() {
     stats) argopts="-w --watch"; opts="--json --exact --all --watch --help" ;;
     validate) opts="--json --help" ;;
     apply) argopts="-i --iface --confirm"; opts="--iface --dry-run --confirm --watch --force --json --help" ;;
-    bans) opts="--json --help" ;;
-    ban) argopts="-s --seconds -i --iface" ;;
+    bans | trusted) opts="--json --help" ;;
+    ban) argopts="-s --seconds -i --iface --reason" ;;
     init) argopts="--preset --mgmt --rtp"; opts="--preset --mgmt --rtp --help" ;;
     events)
       argopts="--reason --src -n --count --seconds"
@@ -249,7 +249,7 @@ _sipxdp() {
   if [[ $cmd == ban ]]; then
     case ${pos[0]-} in
       add) opts="--seconds --iface --help" ;;
-      del) opts="--iface --help" ;;
+      del) opts="--all --reason --iface --help" ;;
     esac
   fi
 
@@ -262,6 +262,7 @@ _sipxdp() {
       ;;
     --preset) [[ $cmd == init ]] && { _sipxdp_reply_words "$_sipxdp_presets"; return; } ;;
     -w | --write) [[ $cmd == capture ]] && { _sipxdp_files pcapng; return; } ;;&
+    --reason) [[ $cmd == ban ]] && { _sipxdp_reply_words "pattern ratelimit auth manual"; return; } ;;&
     --confirm | --mgmt | --rtp | -s | --seconds | --reason | --src | -n | -c | --count | --snaplen | --listen)
       [[ " $argopts " == *" $prev "* ]] && return
       ;;
@@ -279,14 +280,15 @@ _sipxdp() {
   local n=${#pos[@]}
   case $cmd in
     attach) ((n == 0)) && { _sipxdp_reply_lines < <(_sipxdp_links "$netns"); return; } ;;
-    detach | stats | bans | confirm | rollback | events | capture)
+    detach | stats | bans | trusted | confirm | rollback | events | capture)
       ((n == 0)) && { _sipxdp_reply_lines < <(_sipxdp_attached "$netns"); return; }
       ;;
     validate | apply) ((n == 0)) && { _sipxdp_files json; return; } ;;
     import) ((n == 0)) && { _sipxdp_files; return; } ;;
     ban)
       ((n == 0)) && { _sipxdp_reply_words "add del"; return; }
-      ((n == 1)) && return # an address or prefix
+      ((n == 1)) && [[ ${pos[0]} == add ]] && return # an address or prefix
+      ((n == 1)) && return
       ;;
     service)
       ((n == 0)) && { _sipxdp_reply_words "run start reload stop watch"; return; }

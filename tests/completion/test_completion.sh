@@ -76,7 +76,7 @@ check() {
 
 run_checks() {
   check "sipxdp a" "apply attach"
-  check "sipxdp " "apply attach ban bans capture confirm detach events exporter import init rollback service stats status validate"
+  check "sipxdp " "apply attach ban bans capture confirm detach events exporter import init rollback service stats status trusted validate"
   check "sipxdp s" "service stats status"
   check "sipxdp --" "--config-dir --help --netns --verbose --version"
   check "sipxdp -v --netns b" "blue"
@@ -114,7 +114,11 @@ run_checks() {
   check "sipxdp service start eth1 " ""
   check "sipxdp ban " "add del"
   check "sipxdp ban add 203.0.113.0/24 --" "--help --iface --seconds"
-  check "sipxdp ban del 203.0.113.0/24 --" "--help --iface"
+  check "sipxdp ban del 203.0.113.0/24 --" "--all --help --iface --reason"
+  check "sipxdp ban del --all --reason " "auth manual pattern ratelimit"
+  check "sipxdp ban del --all --reason auth -i " "eth0 eth0.100"
+  check "sipxdp trusted " "eth0 eth0.100"
+  check "sipxdp trusted eth0 --" "--help --json"
   check "sipxdp ban add " ""
   check "sipxdp ban add 192.0.2.1 -i " "eth0 eth0.100"
   check "sipxdp --netns blue ban del 192.0.2.1 --iface " "veth1"

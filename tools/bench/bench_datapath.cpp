@@ -73,6 +73,41 @@ std::string sip_options(bool scanner, size_t size) {
   return m;
 }
 
+// A request of `method` (no body) padded to about `size` bytes, as a phone sends it.
+std::string sip_request(const std::string& method, size_t size) {
+  std::string m = method +
+                  " sip:sipxdp.test SIP/2.0\r\n"
+                  "Via: SIP/2.0/UDP 198.18.7.7:5070;branch=z9hG4bK-5521-1-0;rport\r\n"
+                  "Max-Forwards: 70\r\n"
+                  "To: <sip:1001@sipxdp.test>\r\n"
+                  "From: <sip:1001@sipxdp.test>;tag=6336313233303031\r\n"
+                  "User-Agent: Linphone/5.2.0 (belle-sip/5.2.0)\r\n"
+                  "Call-ID: 933790930100342274883070@198.18.7.7\r\n"
+                  "Contact: <sip:1001@198.18.7.7:5070>\r\n"
+                  "CSeq: 2 " +
+                  method + "\r\nExpires: 120\r\n";
+  std::string pad = "X-Pad: ";
+  while (m.size() + pad.size() + 4 + 20 < size) pad += 'a';
+  return m + pad + "\r\nContent-Length: 0\r\n\r\n";
+}
+
+// The server's response `code` to a `cseq_method` request, with `extra` header lines.
+std::string sip_response(int code, const std::string& cseq_method, const std::string& extra) {
+  return "SIP/2.0 " + std::to_string(code) +
+         (code == 401 ? " Unauthorized" : " OK") +
+         "\r\n"
+         "Via: SIP/2.0/UDP 198.18.7.7:5070;branch=z9hG4bK-5521-1-0;rport=5070;received=198.18.7.7\r\n"
+         "From: <sip:1001@sipxdp.test>;tag=6336313233303031\r\n"
+         "To: <sip:1001@sipxdp.test>;tag=b27e1a1d33761e85846fc98f5f3a7e58.9a2c\r\n"
+         "Call-ID: 933790930100342274883070@198.18.7.7\r\n"
+         "CSeq: 2 " +
+         cseq_method + "\r\n" + extra +
+         (code == 401 ? "WWW-Authenticate: Digest realm=\"sipxdp.test\", nonce=\"Z2Jc4WdiW7X0hUVb1fXUhhmDc3V0pJ1W\", "
+                        "qop=\"auth\"\r\n"
+                      : "") +
+         "Server: kamailio (5.6.3 (x86_64/linux))\r\nContent-Length: 0\r\n\r\n";
+}
+
 std::string sip_invite(size_t size) {
   std::string sdp =
       "v=0\r\no=alice 2890844526 2890844526 IN IP4 198.18.7.7\r\ns=call\r\nc=IN IP4 198.18.7.7\r\nt=0 0\r\n"
@@ -460,6 +495,84 @@ int main(int argc, char** argv) {
     }
   }
   out["events"] = events;
+
+  // 3b. SIP defences (issue 14): the rate-limit path of a REGISTER (XDP) and
+  // the parse of the server's responses (TC egress).
+  json sipdef = json::array();
+  print_header("SIP rate limits (XDP ingress, REGISTER 5060)");
+  {
+    auto reg = udp(sip_request("REGISTER", 450), 5060);
+    auto invite = udp(sip_request("INVITE", 450), 5060);
+    auto with_sip = [&](const std::string& limits) {
+      json p = fs_noban;
+      p["sip"]["rate_limits"] = json::parse(limits);
+      return p.dump();
+    };
+    // Within the limit: credit for far more than the repeats; over: one a day, no ban.
+    const std::string wide = R"({"name": "reg", "methods": ["REGISTER"], "requests": 1000000, "per_seconds": 1})";
+    json four = json::array();
+    for (auto [name, methods] : {std::pair{"a", json{"REGISTER"}}, std::pair{"b", json{"REGISTER", "INVITE"}},
+                                 std::pair{"c", json{"*"}}, std::pair{"d", json{"REGISTER", "OPTIONS"}}}) {
+      json l = json::parse(wide);
+      l["name"] = name;
+      l["methods"] = methods;
+      four.push_back(l);
+    }
+    struct RlCase {
+      std::string name, limits;
+      std::vector<uint8_t> frame;
+      std::string want;
+    };
+    for (auto& c : {RlCase{"REGISTER, no rate limits", "[]", reg, "pass"},
+                    RlCase{"REGISTER, 1 limit, within it", "[" + wide + "]", reg, "pass"},
+                    RlCase{"REGISTER, 4 limits counting it, within them", four.dump(), reg, "pass"},
+                    RlCase{"REGISTER, over the limit (dropped, no ban)",
+                           R"([{"name": "reg", "methods": ["REGISTER"], "requests": 1, "per_seconds": 86400}])", reg,
+                           "drop"},
+                    RlCase{"INVITE, a REGISTER-only limit", "[" + wide + "]", invite, "pass"}}) {
+      if (!apply_text(*dp, with_sip(c.limits), "freeswitch.json with rate limits")) return 1;
+      Timing t = measure_xdp(dp->xdp_prog_fd(), c.frame, a, ifindex);
+      std::string name = c.name + " " + std::to_string(c.frame.size()) + " B";
+      print_row(name, t, floor.median, xdp_verdict(t.retval), c.want);
+      sipdef.push_back(row_json(name, c.frame, t, floor.median, xdp_verdict(t.retval), c.want));
+    }
+  }
+  {
+    print_header("SIP responses on egress (TC): auth failures, learned trust");
+    json p = fs_noban;
+    // Failures counted but never enough to ban within the repeats.
+    p["sip"]["auth_failures"] = {{"max", 100000}, {"window_seconds", 1}, {"ban_seconds", 1}};
+    std::string on = p.dump();
+    p["sip"].erase("auth_failures");
+    p["sip"]["learned_trust"] = {{"enabled", false}};
+    std::string off = p.dump();
+    auto out4 = [&](const std::string& payload) {
+      return PacketBuilder().ipv4("198.18.0.1", "198.18.7.7").udp(5060, 5070).payload(payload).build();
+    };
+    auto rtp_out = PacketBuilder().ipv4("198.18.0.1", "198.18.7.7").udp(20000, 40000).payload(172, 0x80).build();
+    Timing tc0 = measure_tc(tc_floor_fd, rtp_out, a);
+    struct RespCase {
+      std::string name;
+      const std::string* policy;
+      std::vector<uint8_t> frame;
+    };
+    for (auto& c : {RespCase{"RTP, responses not read", &off, rtp_out},
+                    RespCase{"RTP, responses read (not SIP)", &on, rtp_out},
+                    RespCase{"401 to REGISTER (an auth failure)", &on, out4(sip_response(401, "REGISTER", ""))},
+                    RespCase{"200 to OPTIONS (headers walked)", &on, out4(sip_response(200, "OPTIONS", ""))},
+                    RespCase{"200 to REGISTER (trust learned)", &on,
+                             out4(sip_response(200, "REGISTER", "Contact: <sip:1001@198.18.7.7:5070>;expires=120\r\n"))}}) {
+      if (!apply_text(*dp, *c.policy, "freeswitch.json with SIP responses")) return 1;
+      Timing t = measure_tc(dp->tc_prog_fd(), c.frame, a);
+      std::string name = c.name + " " + std::to_string(c.frame.size()) + " B";
+      bool goes_on = t.retval == TC_ACT_OK || static_cast<int32_t>(t.retval) == TC_ACT_UNSPEC;
+      print_row(name, t, tc0.median, goes_on ? "ok" : "tc", "ok");
+      json j = row_json(name, c.frame, t, tc0.median, goes_on ? "ok" : "tc", "ok");
+      j["hook"] = "tc";
+      sipdef.push_back(j);
+    }
+  }
+  out["sip_defences"] = sipdef;
 
   // 4. DSCP marking on egress (TC program), IPv4 and IPv6.
   if (!apply_text(*dp, fs_text, a.policy)) return 1;
