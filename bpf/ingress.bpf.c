@@ -3,9 +3,9 @@
  * sipxdp XDP ingress: every packet through the same stages, each in the
  * header of its feature (see ARCHITECTURE.md):
  *   parse      frame.h    Ethernet, VLANs, IPv4/IPv6 (malformed drop, non-IP pass)
- *   early      early.h    martians, banned sources, later fragments
+ *   early      early.h    martians, banned sources (but registered phones,
+ *                         trusted.h), later fragments
  *   transport  frame.h    ports and ICMP types; neighbour discovery; no policy yet
- *   trusted    trusted.h  a banned source goes on only as a registered phone's flow
  *   classify   lookup.h   the first matching rule, or the default
  *   inspect    inspect.h  SIP rate limits (ratelimit.h), scanner patterns (drop and ban)
  *   replies    replies.h  a drop that answers a flow this host opened passes
@@ -34,9 +34,8 @@ int xdp_ingress(struct xdp_md *ctx)
 	struct judgement j = {};
 
 	STAGE(parse_frame(ctx, &c, &j));
-	STAGE(early_verdicts(ctx, &j));
+	STAGE(early_verdicts(ctx, &c, &j));
 	STAGE(parse_transport(ctx, &c, &j));
-	STAGE(banned_unless_trusted(ctx, &j));
 	classify(&j);
 	inspect(ctx, &j);
 	replies(ctx, &j);

@@ -85,6 +85,9 @@ class Ban : public Command {
     if (!add && !reason_.empty() && !all_) fail(make_error("ban del: --reason goes with --all"));
     Cidr c;
     if (!addr_.empty()) c = must(parse_cidr(addr_));
+    // An IPv4-mapped address (::ffff:198.18.0.9, as dual-stack servers log
+    // IPv4 peers) is the IPv4 address on the wire.
+    if (auto v4 = embedded_ipv4(c)) c = *v4;
     std::string iface = resolve_iface(iface_, g);
     Datapath dp = open_instance(iface, g, add);
     if (add) {

@@ -1,4 +1,5 @@
 // Bans: automatic ones (the kernel writes them), manual ones (ban add/del).
+#include <algorithm>
 #include <ctime>
 #include <functional>
 #include <map>
@@ -183,9 +184,18 @@ Result<std::vector<Datapath::TrustedPhone>> Datapath::learned_trust() const {
   std::vector<TrustedPhone> out;
   const uint64_t now = monotonic_ns();
   const auto wall = static_cast<uint64_t>(time(nullptr));
+  // The live policy's cap applies at once (as in the kernel, trust.h).
+  auto st = I.read_state();
+  if (!st) return st.error();
+  uint32_t gen = st->active_gen & 1;
+  sipxdp_sip_cfg cfg{};
+  if (bpf_map_lookup_elem(I.fd(M_sip_cfg), &gen, &cfg) != 0) return sys_error("cannot read map sip_cfg", errno);
+  if (!(cfg.flags & SIPXDP_SIP_TRUST)) return out;  // off: what was learned no longer counts
   for_each_key<sipxdp_trust_key>(I.fd(M_trust_learned), [&](const sipxdp_trust_key& k) {
     sipxdp_trust t{};
-    if (bpf_map_lookup_elem(I.fd(M_trust_learned), &k, &t) != 0 || t.expires_ns <= now) return;
+    if (bpf_map_lookup_elem(I.fd(M_trust_learned), &k, &t) != 0) return;
+    t.expires_ns = std::min(t.expires_ns, t.refreshed_ns + cfg.trust_max_ns);
+    if (t.expires_ns <= now) return;
     TrustedPhone x;
     x.addr.family = k.family;
     x.addr.plen = k.family == 4 ? 32 : 128;

@@ -346,10 +346,8 @@ void compile_sip_defences(const Policy& p, const Slots& slots, CompiledPolicy& o
     c.auth_ban_ns = uint64_t(a.ban_seconds) * NSEC_PER_SEC;
     c.auth_ban_max_ns = uint64_t(a.max_ban_seconds) * NSEC_PER_SEC;
   }
-  const bool inspects = std::any_of(p.rules.begin(), p.rules.end(), [](const Rule& r) { return r.inspect_sip; });
   // Trust matters where something bans or limits: rate limits, pattern bans, auth bans.
-  if (sip.learned_trust.enabled && inspects &&
-      (!sip.rate_limits.empty() || a.enabled || (sip.ban_seconds && !sip.patterns.empty()))) {
+  if (learned_trust_active(p)) {
     c.flags |= SIPXDP_SIP_TRUST;
     c.trust_max_ns = uint64_t(sip.learned_trust.max_seconds) * NSEC_PER_SEC;
   }

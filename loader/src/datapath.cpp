@@ -277,7 +277,19 @@ Status Datapath::check_load_time_settings(const Policy& p) const {
     return ok_status();
   };
   SIPXDP_TRY(check(M_flows, p.flows.table_size, "flow_table_size", "flows"));
-  return check(M_rl_state, p.sip.rate_limit_sources, "sip.rate_limit_sources", "sources");
+  SIPXDP_TRY(check(M_rl_state, p.sip.rate_limit_sources, "sip.rate_limit_sources", "sources"));
+  // IPv6 bans, rate-limit buckets and auth-failure counts are keyed by the
+  // prefix: another one would leave the live ones unmatched (bans lifted
+  // without a word).
+  auto m = manifest();
+  if (!m) return m.error();
+  auto it = m->settings.find("sip.ipv6_prefix");
+  if (it != m->settings.end() && !it->second.empty() && it->second[0] != std::to_string(p.sip.ipv6_prefix))
+    return make_error("sip.ipv6_prefix " + std::to_string(p.sip.ipv6_prefix) + " differs from the live policy's (" +
+                      it->second[0] +
+                      "); IPv6 bans, rate limits and auth failures are kept per prefix, so it can only change on "
+                      "attach (detach, then attach)");
+  return ok_status();
 }
 
 Result<Datapath::FlowTable> Datapath::flow_table() const {

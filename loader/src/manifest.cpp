@@ -49,8 +49,11 @@ std::map<std::string, std::vector<std::string>> policy_settings(const Policy& p)
                                       ") ban " + std::to_string(a.ban_seconds) + "s" +
                                       (a.escalate ? " doubling to " + std::to_string(a.max_ban_seconds) + "s" : "")
                                 : "off"};
-  s["sip.learned_trust"] = {
-      p.sip.learned_trust.enabled ? "on, at most " + std::to_string(p.sip.learned_trust.max_seconds) + "s" : "off"};
+  s["sip.learned_trust"] = {learned_trust_active(p)
+                                ? "on, at most " + std::to_string(p.sip.learned_trust.max_seconds) + "s"
+                            : p.sip.learned_trust.enabled ? "off (nothing to exempt from: no rate limits, auth "
+                                                            "failures or pattern bans on an inspect_sip rule)"
+                                                          : "off"};
   auto& t = s["sip.trusted"];
   for (auto& c : p.sip.trusted) t.push_back(c.str());
   // The order of the patterns decides which one counts a packet holding several.

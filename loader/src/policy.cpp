@@ -744,6 +744,13 @@ const char* sip_method_name(uint32_t bit) {
   return nullptr;
 }
 
+bool learned_trust_active(const Policy& p) {
+  const SipConfig& sip = p.sip;
+  const bool inspects = std::any_of(p.rules.begin(), p.rules.end(), [](const Rule& r) { return r.inspect_sip; });
+  return sip.learned_trust.enabled && inspects &&
+         (!sip.rate_limits.empty() || sip.auth_failures.enabled || (sip.ban_seconds && !sip.patterns.empty()));
+}
+
 std::string RateLimit::text() const {
   std::string m;
   for (auto& n : method_names) m += (m.empty() ? "" : ",") + n;

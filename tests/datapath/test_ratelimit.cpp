@@ -144,8 +144,17 @@ TEST_CASE("rate limit: TCP requests, IPv6 per /64 by default, sip.trusted exempt
   for (int i = 0; i < 5; ++i)
     h.expect("sip.trusted is never limited", in_udp(request("REGISTER"), "198.18.0.9"), PASS, "sip-udp");
 
-  // ipv6_prefix 128: each address its own source (the state follows the limit's name).
-  h.apply(policy(R"("ipv6_prefix": 128, "rate_limits": [
+  // ipv6_prefix keys bans and buckets: apply refuses to change it.
+  {
+    std::string text = policy(R"("ipv6_prefix": 128)");
+    auto p = parse_policy(text, "p.json");
+    REQUIRE(p.ok());
+    auto r = h.dp.apply(p.value(), text, "p.json");
+    REQUIRE(!r.ok());
+    CHECK(r.error().what.find("sip.ipv6_prefix 128 differs from the live policy's (64)") == 0);
+  }
+  // ipv6_prefix 128 (at attach): each address its own source.
+  h = Harness::make(policy(R"("ipv6_prefix": 128, "rate_limits": [
       {"name": "reg", "methods": ["REGISTER"], "requests": 2, "per_seconds": 3600}])"));
   h.expect("v6 /128 d", in_udp(request("REGISTER"), "2001:db8:5::d"), PASS, "sip-udp");
   h.expect("v6 /128 e", in_udp(request("REGISTER"), "2001:db8:5::e"), PASS, "sip-udp");
@@ -170,6 +179,17 @@ TEST_CASE("auth failures: 401/403/407 sent to an address ban it at `max`, escala
   Harness h = Harness::make(
       policy(R"("auth_failures": {"max": 3, "window_seconds": 60, "ban_seconds": 100, "max_ban_seconds": 250})"));
   const char* guesser = "198.18.44.1";
+  // Failures go on while the first ones are answered: none counts, none escalates.
+  {
+    const char* burst = "198.18.44.9";
+    respond(h, 20, response(401, "REGISTER"), burst);
+    auto bans = h.dp.bans().value();
+    auto* b = find_ban(bans, std::string(burst) + "/32");
+    REQUIRE(b);
+    CHECK(b->seconds_left <= 100);
+    CHECK(h.snapshot()["auth-bans"].packets == 1);
+    REQUIRE(h.dp.ban_del_all().value() == 1);
+  }
   respond(h, 1, response(401, "REGISTER"), guesser);
   respond(h, 1, response(407, "INVITE"), guesser);
   CHECK(h.dp.bans().value().empty());
@@ -213,14 +233,25 @@ TEST_CASE("auth failures: 401/403/407 sent to an address ban it at `max`, escala
   CHECK(find_ban(h.dp.bans().value(), "2001:db8:9:9::/64"));
 }
 
-TEST_CASE("auth failures: a 2xx to a REGISTER clears the count; a 200 to OPTIONS does not") {
+TEST_CASE("auth failures: a 2xx to a REGISTER forgives its challenge; a 200 to OPTIONS does not") {
   Harness h = Harness::make(policy(R"("trusted": ["198.18.0.0/24"], "learned_trust": {"enabled": false},
       "auth_failures": {"max": 3, "window_seconds": 60, "ban_seconds": 100})"));
   const char* phone = "198.18.45.1";
-  respond(h, 2, response(401, "REGISTER"), phone);
-  respond(h, 1, response(200, "REGISTER", "Contact: <sip:1001@198.18.45.1:40000>;expires=60\r\n"), phone);
-  respond(h, 2, response(401, "REGISTER"), phone);
+  // A phone's registrations: a challenge, then a 2xx, again and again.
+  for (int i = 0; i < 10; ++i) {
+    respond(h, 1, response(401, "REGISTER"), phone);
+    respond(h, 1, response(200, "REGISTER", "Contact: <sip:1001@198.18.45.1:40000>;expires=60\r\n"), phone);
+  }
   CHECK(h.dp.bans().value().empty());
+  // A neighbour guessing behind the phone's address: the phone's successes
+  // forgive only their own challenges, not the guesses.
+  respond(h, 1, response(401, "REGISTER"), phone, 40001);
+  respond(h, 1, response(401, "REGISTER"), phone);
+  respond(h, 1, response(200, "REGISTER", "Contact: <sip:1001@198.18.45.1:40000>;expires=60\r\n"), phone);
+  respond(h, 1, response(401, "REGISTER"), phone, 40001);
+  CHECK(h.dp.bans().value().empty());
+  respond(h, 1, response(401, "REGISTER"), phone, 40001);
+  CHECK(find_ban(h.dp.bans().value(), std::string(phone) + "/32"));
   CHECK(h.dp.learned_trust().value().empty());  // learned trust off
   const char* scanner = "198.18.45.2";
   respond(h, 2, response(401, "REGISTER"), scanner);
@@ -272,17 +303,34 @@ TEST_CASE("learned trust: a 2xx to REGISTER trusts the phone's flow past bans of
   REQUIRE(h.dp.ban_del_all("manual").value() == 1);
   h.expect_counters("phone again", phone_pkt, {"trusted", "sip-udp"}, [&] { CHECK(h.run(phone_pkt) == PASS); });
 
+  // The phone's flow guessing: its failures count on its trust, which ends at max (3).
+  respond(h, 2, response(401, "REGISTER"), nat, 5070);
+  h.expect_counters("still trusted", phone_pkt, {"trusted", "sip-udp"}, [&] { CHECK(h.run(phone_pkt) == PASS); });
+  respond(h, 1, response(401, "REGISTER"), nat, 5070);
+  h.expect("trust ended by failures", phone_pkt, DROP, "banned");
+  respond(h, 1, response(200, "REGISTER", "Contact: <sip:1001@198.18.46.1:5070>;expires=120\r\n"), nat, 5070);
+  h.expect_counters("registered again", phone_pkt, {"trusted", "sip-udp"}, [&] { CHECK(h.run(phone_pkt) == PASS); });
+
   // The Expires header when the Contact has no expires; capped by max_seconds; 0 removes.
   respond(h, 1, response(200, "REGISTER", "Expires: 7200\r\nContact: <sip:1001@198.18.46.2:5070>\r\n"), "198.18.46.2",
           5070);
-  respond(h, 1, response(200, "REGISTER", "m: <sip:1001@198.18.46.3:5070>;Expires=30\r\n"), "198.18.46.3", 5070);
+  respond(h, 1, response(200, "REGISTER", "m: <sip:1001@198.18.46.3:5070;expires=9999>;Expires=30\r\n"), "198.18.46.3",
+          5070);
   respond(h, 1, response(200, "REGISTER"), "198.18.46.4", 5070);
+  // Several bindings listed: the least expires (on any Contact line), never a URI parameter.
+  respond(
+      h, 1,
+      response(200, "REGISTER",
+               "Contact: <sip:1001@198.18.46.5:5070;expires=5>;expires=300, <sip:1001@198.18.9.9:5070>;expires=90\r\n"
+               "Contact: <sip:1001@198.18.9.8:5070>;expires=200\r\n"),
+      "198.18.46.5", 5070);
   std::map<std::string, int64_t> left;
   auto learned = h.dp.learned_trust().value();
   for (auto& x : learned) left[x.addr.str()] = x.seconds_left;
   CHECK(left["198.18.46.2/32"] == 600);
   CHECK(left["198.18.46.3/32"] == 30);
   CHECK(left["198.18.46.4/32"] == 600);  // no expiry given: 3600, capped
+  CHECK(left["198.18.46.5/32"] == 90);
   respond(h, 1, response(200, "REGISTER", "Contact: <sip:1001@198.18.46.1:5070>;expires=0\r\n"), nat, 5070);
   left.clear();
   learned = h.dp.learned_trust().value();
@@ -381,4 +429,59 @@ TEST_CASE("rate limits: random differential against a model") {
       h.expect_counters(desc.c_str(), frame, want, [&] { CHECK_MESSAGE(h.run(frame) == verdict, desc); });
     }
   }
+}
+
+TEST_CASE("rate limit: requests as servers read them (keep-alives before, any case, pipelined over TCP)") {
+  Harness h = Harness::make(
+      policy(R"("rate_limits": [{"name": "reg", "methods": ["REGISTER"], "requests": 3, "per_seconds": 3600}])"));
+  const char* src = "198.18.48.1";
+  h.expect("CRLF keep-alive first", in_udp("\r\n\r\n" + request("REGISTER"), src), PASS, "sip-udp");
+  h.expect("lower case", in_udp(request("register"), src), PASS, "sip-udp");
+  h.expect("mixed case, a space first", in_udp(" " + request("Register"), src), PASS, "sip-udp");
+  h.expect("the fourth", in_udp(request("REGISTER"), src), DROP, "ratelimit:reg");
+  h.expect("a bare keep-alive is no request", in_udp("\r\n\r\n", src), PASS, "sip-udp");
+
+  // TCP: every request line of a segment counts; over the limit the segment drops whole.
+  const char* tsrc = "198.18.48.2";
+  auto seg = [&](const std::string& payload, uint32_t seq) {
+    return PacketBuilder().ipv4(tsrc, kServer).tcp(40000, 5060, 0x18, seq).payload(payload).build();
+  };
+  h.expect("two pipelined", seg(request("REGISTER") + request("REGISTER"), 1), PASS, "sip-tcp");
+  h.expect("two more: over", seg(request("REGISTER") + request("REGISTER"), 2000), DROP, "ratelimit:reg");
+  h.expect("one fits", seg(request("REGISTER"), 4000), PASS, "sip-tcp");
+  h.expect("none left", seg(request("REGISTER"), 6000), DROP, "ratelimit:reg");
+  h.expect("other methods pipelined", seg(request("INVITE") + request("OPTIONS"), 8000), PASS, "sip-tcp");
+
+  // A request split across segments: counted by its head when the method
+  // and its space are in the first segment, and by the end of its request
+  // line (" SIP/2.0") when that is in the second. Split inside the URI, it
+  // counts twice (never less than once).
+  const char* ssrc = "198.18.48.3";
+  std::string r = request("REGISTER");
+  auto sseg = [&](const std::string& payload, uint32_t seq) {
+    return PacketBuilder().ipv4(ssrc, kServer).tcp(40000, 5060, 0x18, seq).payload(payload).build();
+  };
+  h.expect("REG (not yet a method)", sseg(r.substr(0, 3), 1), PASS, "sip-tcp");
+  h.expect("ISTER ... SIP/2.0: 1", sseg(r.substr(3), 4), PASS, "sip-tcp");
+  h.expect("REGISTER sip:1001@19: 2", sseg(r.substr(0, 20), 1000), PASS, "sip-tcp");
+  h.expect("8.18.0.1 SIP/2.0: 3", sseg(r.substr(20), 1020), PASS, "sip-tcp");
+  h.expect("REGIS", sseg(r.substr(0, 5), 3000), PASS, "sip-tcp");
+  h.expect("TER ... SIP/2.0: 4, over", sseg(r.substr(5), 3005), DROP, "ratelimit:reg");
+  h.expect("between CR and LF: the head counts", sseg(r.substr(0, r.find('\n')), 5000), DROP, "ratelimit:reg");
+}
+
+TEST_CASE("bans: a shorter ban never replaces a longer one; ban del takes IPv4-mapped addresses") {
+  Harness h = Harness::make(policy(R"("auth_failures": {"max": 2, "window_seconds": 60, "ban_seconds": 60},
+      "rate_limits": [{"name": "reg", "methods": ["REGISTER"], "requests": 1, "per_seconds": 3600, "ban_seconds": 86400}])"));
+  const char* src = "198.18.49.1";
+  h.expect("first", in_udp(request("REGISTER"), src), PASS, "sip-udp");
+  auto over = in_udp(request("REGISTER"), src);
+  h.expect_counters("over: banned a day", over, {"ratelimit:reg", "ratelimit-bans:reg"}, [&] { h.run(over); });
+  respond(h, 4, response(401, "REGISTER"), src);  // replies to what passed before
+  auto bans = h.dp.bans().value();
+  auto* b = find_ban(bans, std::string(src) + "/32");
+  REQUIRE(b);
+  CHECK(b->kind == "ratelimit");
+  CHECK(b->seconds_left > 86000);
+  CHECK(h.snapshot()["auth-bans"].packets == 0);
 }

@@ -121,12 +121,14 @@ TEST_CASE("policy diff: DSCP rules and stateful replies") {
 
 TEST_CASE("policy diff: every setting of the sip block shows") {
   const char* base = R"({"version":1,"default_action":"drop",
-    "sip":{"scanner_patterns":["friendly-scanner","sipcli"],"trusted":["198.18.0.0/24"]},
+    "sip":{"scanner_patterns":["friendly-scanner","sipcli"],"learned_trust":{"enabled":false},"trusted":["198.18.0.0/24"]},
     "rules":[{"name":"sip","proto":"udp","dport":5060,"action":"allow","inspect_sip":true}]})";
   Manifest live = live_manifest(base);
   CHECK(diff_policy(live, parse_ok(base)).empty());
   auto with = [](const std::string& sip) {
-    return R"({"version":1,"default_action":"drop","sip":{"scanner_patterns":["friendly-scanner","sipcli"],)" + sip +
+    return std::string(
+               R"({"version":1,"default_action":"drop","sip":{"scanner_patterns":["friendly-scanner","sipcli"],)") +
+           (sip.find("learned_trust") == std::string::npos ? R"("learned_trust":{"enabled":false},)" : "") + sip +
            R"(},"rules":[{"name":"sip","proto":"udp","dport":5060,"action":"allow","inspect_sip":true}]})";
   };
   struct Case {
@@ -137,6 +139,13 @@ TEST_CASE("policy diff: every setting of the sip block shows") {
       {R"("trusted":["198.18.0.0/24"],"ban_seconds":0)", "sip.ban_seconds", "sip.ban_seconds: 600 -> 0"},
       {R"("trusted":["198.18.0.0/24"],"fragments":"drop")", "sip.fragments", "sip.fragments: inspect -> drop"},
       {R"("trusted":["0.0.0.0/0"])", "sip.trusted", "sip.trusted: added 0.0.0.0/0; removed 198.18.0.0/24"},
+      {R"("trusted":["198.18.0.0/24"],"ipv6_prefix":56)", "sip.ipv6_prefix", "sip.ipv6_prefix: 64 -> 56"},
+      {R"("trusted":["198.18.0.0/24"],"rate_limits":[{"name":"reg","methods":["REGISTER"],"requests":16,"per_seconds":2}])",
+       "sip.rate_limits", "sip.rate_limits: added reg REGISTER 16/2s"},
+      {R"("trusted":["198.18.0.0/24"],"auth_failures":{"max":5})", "sip.auth_failures",
+       "sip.auth_failures: off -> 5 in 60s (401,403,407) ban 600s doubling to 86400s"},
+      {R"("trusted":["198.18.0.0/24"],"learned_trust":{"max_seconds":600})", "sip.learned_trust",
+       "sip.learned_trust: off -> on, at most 600s"},
   };
   for (auto& c : cases) {
     CAPTURE(c.sip);
@@ -146,7 +155,7 @@ TEST_CASE("policy diff: every setting of the sip block shows") {
     CHECK(d.lines() == std::vector<std::string>{c.line});
   }
   Policy reordered = parse_ok(R"({"version":1,"default_action":"drop",
-    "sip":{"scanner_patterns":["sipcli","friendly-scanner"],"trusted":["198.18.0.0/24"]},
+    "sip":{"scanner_patterns":["sipcli","friendly-scanner"],"learned_trust":{"enabled":false},"trusted":["198.18.0.0/24"]},
     "rules":[{"name":"sip","proto":"udp","dport":5060,"action":"allow","inspect_sip":true}]})");
   CHECK(diff_policy(live, reordered).lines() ==
         std::vector<std::string>{"sip.pattern_order reordered: friendly-scanner, sipcli -> sipcli, friendly-scanner"});

@@ -93,8 +93,7 @@ std::string sip_request(const std::string& method, size_t size) {
 
 // The server's response `code` to a `cseq_method` request, with `extra` header lines.
 std::string sip_response(int code, const std::string& cseq_method, const std::string& extra) {
-  return "SIP/2.0 " + std::to_string(code) +
-         (code == 401 ? " Unauthorized" : " OK") +
+  return "SIP/2.0 " + std::to_string(code) + (code == 401 ? " Unauthorized" : " OK") +
          "\r\n"
          "Via: SIP/2.0/UDP 198.18.7.7:5070;branch=z9hG4bK-5521-1-0;rport=5070;received=198.18.7.7\r\n"
          "From: <sip:1001@sipxdp.test>;tag=6336313233303031\r\n"
@@ -523,13 +522,13 @@ int main(int argc, char** argv) {
       std::vector<uint8_t> frame;
       std::string want;
     };
-    for (auto& c : {RlCase{"REGISTER, no rate limits", "[]", reg, "pass"},
-                    RlCase{"REGISTER, 1 limit, within it", "[" + wide + "]", reg, "pass"},
-                    RlCase{"REGISTER, 4 limits counting it, within them", four.dump(), reg, "pass"},
-                    RlCase{"REGISTER, over the limit (dropped, no ban)",
-                           R"([{"name": "reg", "methods": ["REGISTER"], "requests": 1, "per_seconds": 86400}])", reg,
-                           "drop"},
-                    RlCase{"INVITE, a REGISTER-only limit", "[" + wide + "]", invite, "pass"}}) {
+    for (auto& c :
+         {RlCase{"REGISTER, no rate limits", "[]", reg, "pass"},
+          RlCase{"REGISTER, 1 limit, within it", "[" + wide + "]", reg, "pass"},
+          RlCase{"REGISTER, 4 limits counting it, within them", four.dump(), reg, "pass"},
+          RlCase{"REGISTER, over the limit (dropped, no ban)",
+                 R"([{"name": "reg", "methods": ["REGISTER"], "requests": 1, "per_seconds": 86400}])", reg, "drop"},
+          RlCase{"INVITE, a REGISTER-only limit", "[" + wide + "]", invite, "pass"}}) {
       if (!apply_text(*dp, with_sip(c.limits), "freeswitch.json with rate limits")) return 1;
       Timing t = measure_xdp(dp->xdp_prog_fd(), c.frame, a, ifindex);
       std::string name = c.name + " " + std::to_string(c.frame.size()) + " B";
@@ -556,12 +555,12 @@ int main(int argc, char** argv) {
       const std::string* policy;
       std::vector<uint8_t> frame;
     };
-    for (auto& c : {RespCase{"RTP, responses not read", &off, rtp_out},
-                    RespCase{"RTP, responses read (not SIP)", &on, rtp_out},
-                    RespCase{"401 to REGISTER (an auth failure)", &on, out4(sip_response(401, "REGISTER", ""))},
-                    RespCase{"200 to OPTIONS (headers walked)", &on, out4(sip_response(200, "OPTIONS", ""))},
-                    RespCase{"200 to REGISTER (trust learned)", &on,
-                             out4(sip_response(200, "REGISTER", "Contact: <sip:1001@198.18.7.7:5070>;expires=120\r\n"))}}) {
+    for (auto& c :
+         {RespCase{"RTP, responses not read", &off, rtp_out}, RespCase{"RTP, responses read (not SIP)", &on, rtp_out},
+          RespCase{"401 to REGISTER (an auth failure)", &on, out4(sip_response(401, "REGISTER", ""))},
+          RespCase{"200 to OPTIONS (headers walked)", &on, out4(sip_response(200, "OPTIONS", ""))},
+          RespCase{"200 to REGISTER (trust learned)", &on,
+                   out4(sip_response(200, "REGISTER", "Contact: <sip:1001@198.18.7.7:5070>;expires=120\r\n"))}}) {
       if (!apply_text(*dp, *c.policy, "freeswitch.json with SIP responses")) return 1;
       Timing t = measure_tc(dp->tc_prog_fd(), c.frame, a);
       std::string name = c.name + " " + std::to_string(c.frame.size()) + " B";

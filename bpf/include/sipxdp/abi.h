@@ -489,9 +489,12 @@ struct sipxdp_trust_key {
 };
 
 struct sipxdp_trust {
-	__u64 expires_ns; /* CLOCK_MONOTONIC_COARSE */
-	__u64 since_ns;	  /* the first 2xx */
-	__u64 hits;	  /* packets let in past a ban */
+	__u64 expires_ns;   /* CLOCK_MONOTONIC_COARSE */
+	__u64 since_ns;	    /* the first 2xx */
+	__u64 hits;	    /* packets let in past a ban */
+	__u64 refreshed_ns; /* the last 2xx: trust ends max_seconds after it */
+	__u32 fails; /* auth failures sent to the flow since: at sip.auth_failures.max it ends */
+	__u32 pad;
 };
 
 #define SIPXDP_SIP_AUTH_BANS (1u << 4)	   /* count auth failures on egress, ban at auth_max */
@@ -663,7 +666,7 @@ SIPXDP_ASSERT(sizeof(struct sipxdp_rl_state) == 16, "sipxdp_rl_state");
 SIPXDP_ASSERT(sizeof(struct sipxdp_addr_key) == 20, "sipxdp_addr_key");
 SIPXDP_ASSERT(sizeof(struct sipxdp_auth_state) == 24, "sipxdp_auth_state");
 SIPXDP_ASSERT(sizeof(struct sipxdp_trust_key) == 20, "sipxdp_trust_key");
-SIPXDP_ASSERT(sizeof(struct sipxdp_trust) == 24, "sipxdp_trust");
+SIPXDP_ASSERT(sizeof(struct sipxdp_trust) == 40, "sipxdp_trust");
 SIPXDP_ASSERT(sizeof(struct sipxdp_pattern) == 72, "sipxdp_pattern");
 SIPXDP_ASSERT(sizeof(struct sipxdp_ban) == 32, "sipxdp_ban");
 SIPXDP_ASSERT(sizeof(struct sipxdp_ban6_key) == 16, "sipxdp_ban6_key");

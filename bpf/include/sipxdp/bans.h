@@ -121,23 +121,67 @@ static __always_inline int is_banned(const struct pkt *p, const struct sipxdp_st
 	return b && ban_live(b, now) ? BANNED_MANUAL : found;
 }
 
-/* Bans the packet's source (destination with `use_dst`) for ban_ns; reason:
- * the counter slot of what banned it. IPv6 by its sip.ipv6_prefix.
- */
-static __always_inline void ban_addr(const struct pkt *p, int use_dst, __u32 gen, __u64 ban_ns,
-				     __u32 reason)
+/* The live automatic ban of the packet's source (destination with
+ * `use_dst`), or NULL. */
+static __always_inline struct sipxdp_ban *auto_ban(const struct pkt *p, int use_dst, __u32 gen)
 {
-	__u64 now = bpf_ktime_get_coarse_ns();
-	struct sipxdp_ban b = {.expires_ns = now + ban_ns, .since_ns = now, .reason = reason};
 	struct sipxdp_ban6_key k6;
-	struct hint_bits *hint = hints(&ban_hint);
+	struct sipxdp_ban *b;
 	__u32 hash;
 	void *key = auto_ban_key(p, use_dst, gen, &k6, &hash);
 
-	b.plen = p->family == 4 ? 32 : v6_prefix(gen);
+	b = bpf_map_lookup_elem(p->family == 4 ? (void *)&bans4 : (void *)&bans6, key);
+	return b && (!b->expires_ns || b->expires_ns > bpf_ktime_get_coarse_ns()) ? b : NULL;
+}
+
+/* Each program has its own copy of the global function (one object, two
+ * programs: a global symbol may be defined once). */
+#ifdef SIPXDP_DEFINE_MAPS
+#define SIPXDP_BAN_ADDR sipxdp_ban_addr_in
+#else
+#define SIPXDP_BAN_ADDR sipxdp_ban_addr_out
+#endif
+
+/*
+ * Bans the packet's source (destination with `use_dst`) for ban_ns; reason:
+ * the counter slot of what banned it. IPv6 by its sip.ipv6_prefix. A live
+ * ban that ends later is kept (a shorter one never replaces it); returns 1
+ * when the ban was made. A global function, verified once.
+ */
+__noinline int SIPXDP_BAN_ADDR(const struct pkt *p, int use_dst, __u32 gen, __u64 ban_ns,
+			       __u32 reason)
+{
+	__u64 now = bpf_ktime_get_coarse_ns();
+	struct hint_bits *hint = hints(&ban_hint);
+	struct sipxdp_ban *old, *b;
+	struct scratch *s;
+	__u32 hash, zero = 0;
+	void *key;
+
+	s = bpf_map_lookup_elem(&scratch, &zero);
+	if (!p || !s)
+		return 0;
+	gen &= 1;
+	key = auto_ban_key(p, use_dst, gen, &s->ban_k6, &hash);
+	old = bpf_map_lookup_elem(p->family == 4 ? (void *)&bans4 : (void *)&bans6, key);
+	if (old && (!old->expires_ns || old->expires_ns >= now + ban_ns))
+		return 0;
+	b = &s->ban;
+	__builtin_memset(b, 0, sizeof(*b));
+	b->expires_ns = now + ban_ns;
+	b->since_ns = now;
+	b->reason = reason;
+	b->plen = p->family == 4 ? 32 : v6_prefix(gen);
 	if (hint)
 		hint_set(hint, hash);
-	bpf_map_update_elem(p->family == 4 ? (void *)&bans4 : (void *)&bans6, key, &b, BPF_ANY);
+	bpf_map_update_elem(p->family == 4 ? (void *)&bans4 : (void *)&bans6, key, b, BPF_ANY);
+	return 1;
+}
+
+static __always_inline int ban_addr(const struct pkt *p, int use_dst, __u32 gen, __u64 ban_ns,
+				    __u32 reason)
+{
+	return SIPXDP_BAN_ADDR(p, use_dst, gen, ban_ns, reason);
 }
 
 static __always_inline void ban_source(const struct pkt *p, __u32 gen, __u64 ban_ns, __u32 reason)

@@ -42,7 +42,8 @@ static __always_inline int is_martian(const struct pkt *p)
 	return loopback6(p->dst.v6) || loopback6(p->src.v6);
 }
 
-static __always_inline int early_verdicts(struct xdp_md *ctx, struct judgement *j)
+static __always_inline int early_verdicts(struct xdp_md *ctx, const struct cursor *c,
+					  struct judgement *j)
 {
 	struct sipxdp_state *st;
 	__u32 zero = 0;
@@ -58,11 +59,10 @@ static __always_inline int early_verdicts(struct xdp_md *ctx, struct judgement *
 		return settle(ctx, j, SIPXDP_CTR_BANNED, SIPXDP_ACT_DROP);
 	case BANNED_AUTO:
 		/* A phone with learned trust behind an address banned
-		 * automatically: its ports are known only after the transport
-		 * header (trust.h). */
-		if (j->p.frag_later || !trust_maybe(&j->p))
+		 * automatically goes on to the rules (trusted.h). */
+		if (!trust_maybe(&j->p) ||
+		    !sipxdp_banned_phone(ctx, &j->p, c->pos - c->start, j->gen))
 			return settle(ctx, j, SIPXDP_CTR_BANNED, SIPXDP_ACT_DROP);
-		j->ban_pending = 1;
 	}
 	if (j->p.frag_later)
 		return judge_later_fragment(ctx, j);

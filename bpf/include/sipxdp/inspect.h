@@ -23,18 +23,14 @@ static __always_inline void inspect(struct xdp_md *ctx, struct judgement *j)
 	    !(cfg = bpf_map_lookup_elem(&sip_cfg, &j->gen)) || is_trusted(&j->p, j->gen))
 		return;
 	j->inspected = 1;
-	if (!j->trusted_flow && cfg->nlimits && j->len && !j->p.frag_later) {
-		if (trust_maybe(&j->p) && sipxdp_trusted_flow(&j->p, j->gen)) {
-			j->trusted_flow = 1;
-		} else {
-			__u32 over = sipxdp_rate_limit(ctx, &j->p, j->off, j->len, j->gen);
+	if (cfg->nlimits && j->len) {
+		__u32 over = sipxdp_rate_limit(ctx, &j->p, j->off, j->len, j->gen);
 
-			if (over) {
-				j->slot = over;
-				j->action = SIPXDP_ACT_DROP;
-				j->settled = 1;
-				return;
-			}
+		if (over) {
+			j->slot = over;
+			j->action = SIPXDP_ACT_DROP;
+			j->settled = 1;
+			return;
 		}
 	}
 	/* A first fragment too short to search across its end, or any
@@ -53,8 +49,9 @@ static __always_inline void inspect(struct xdp_md *ctx, struct judgement *j)
 			sipxdp_stream_commit(&j->p);
 	}
 	if (hit > 0 && hit <= SIPXDP_MAX_PATTERNS) {
-		j->slot = j->trusted_flow ? pattern_slot(j->gen, hit)
-					  : scanner_hit(&j->p, j->gen, hit);
+		/* A registered phone's flow: dropped, its address not banned. */
+		j->slot = sipxdp_trusted_flow(&j->p, j->gen) ? pattern_slot(j->gen, hit)
+							     : scanner_hit(&j->p, j->gen, hit);
 		j->action = SIPXDP_ACT_DROP;
 		j->settled = 1;
 	}

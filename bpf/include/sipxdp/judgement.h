@@ -17,15 +17,13 @@ struct judgement {
 	struct pkt p;
 	struct sipxdp_policy_hdr *hdr; /* the live generation's */
 	__u32 gen;
-	__u32 l3_off;	    /* frame offset of the IP header */
-	__u32 off, len;	    /* the L4 payload: frame offset and length */
-	__u32 slot;	    /* the verdict so far: counter slot */
-	__u32 action;	    /* and enum sipxdp_action */
-	__u32 rule_flags;   /* SIPXDP_RULE_* of the rule that matched (0: the default) */
-	__u32 inspected;    /* the payload was searched for scanner patterns */
-	__u32 settled;	    /* a pattern decided the verdict: no reply may change it */
-	__u32 ban_pending;  /* the source is banned: only a trusted phone flow goes on */
-	__u32 trusted_flow; /* a phone flow with learned trust (trust.h) */
+	__u32 l3_off;	  /* frame offset of the IP header */
+	__u32 off, len;	  /* the L4 payload: frame offset and length */
+	__u32 slot;	  /* the verdict so far: counter slot */
+	__u32 action;	  /* and enum sipxdp_action */
+	__u32 rule_flags; /* SIPXDP_RULE_* of the rule that matched (0: the default) */
+	__u32 inspected;  /* the payload was searched for scanner patterns */
+	__u32 settled;	  /* a pattern decided the verdict: no reply may change it */
 };
 
 #define NEXT (-1)

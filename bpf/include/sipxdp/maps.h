@@ -149,6 +149,15 @@ struct scratch {
 	__u32 edge_keep;
 	__u32 tail_len; /* a TCP segment's new tail, kept if it passes */
 	__u32 tail_next;
+	/* Rate limits (ratelimit.h): the walk over a TCP segment's lines, and
+	 * the requests found, by method (the last slot: unknown, every limit). */
+	__u32 rl_n, rl_pos, rl_line_start, rl_lines;
+	__u16 rl_tally[SIPXDP_M_NUM + 1];
+	struct sipxdp_rl_key rl_key;
+	/* A ban being written (bans.h): off the stack, which three nested
+	 * global functions share. */
+	struct sipxdp_ban ban;
+	struct sipxdp_ban6_key ban_k6;
 };
 
 /* Per-CPU copy of the payload being searched. */
@@ -381,12 +390,12 @@ struct resp_scratch {
 	__u8 buf[RESP_BUF];
 	__u32 n; /* bytes copied */
 	__u32 pos;
-	__u32 in_contact; /* inside the first Contact header */
-	__u32 contacts;	  /* Contact headers ended */
+	__u32 in_contact; /* inside a Contact header */
+	__u32 in_angle;	  /* inside its <URI>: parameters there are the URI's */
 	__u32 cseq_register;
 	__u32 pad;
 	__s64 expires_hdr;
-	__s64 contact_expires;
+	__s64 contact_expires; /* the least expires= of every Contact, -1: none */
 };
 
 SIPXDP_MAP struct {

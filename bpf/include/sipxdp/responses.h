@@ -6,11 +6,16 @@
  *     authentication failures; `max` of them within `window_seconds` ban it
  *     (IPv6 per sip.ipv6_prefix) for ban_seconds, doubled at each repeat ban
  *     with `escalate`, up to max_ban_seconds; strikes are forgotten once
- *     max_ban_seconds passed since the last ban ended.
- *   a 2xx whose CSeq method is REGISTER clears the address's failures and,
- *     with learned trust, trusts the phone's flow (trust.h) for the
- *     registration's lifetime: the first Contact's expires parameter, else
- *     the Expires header, else 3600 s; 0 removes it.
+ *     max_ban_seconds passed since the last ban ended. While the address is
+ *     banned its failures count no further. Failures sent to a registered
+ *     phone's flow count on the flow's trust instead: at `max` the trust
+ *     ends.
+ *   a 2xx whose CSeq method is REGISTER forgives the failure the phone's own
+ *     challenge counted and, with learned trust, trusts the phone's flow
+ *     (trust.h) for the registration's lifetime: the least `expires`
+ *     parameter of the Contacts listed (a registrar lists every binding of
+ *     the address-of-record: the least is never longer than the phone's
+ *     own), else the Expires header, else 3600 s; 0 removes it.
  * Only the first SIPXDP_RESPONSE_SCAN bytes of a response are read; headers
  * past them are not seen.
  */
@@ -95,13 +100,14 @@ __noinline int sipxdp_resp_header(__u32 i)
 				    at(s, j + 8) == ' ' || at(s, j + 8) == '\t');
 	} else if (is_word(s, i, "expires:", 8)) {
 		s->expires_hdr = number(s, skip_spaces(s, i + 8));
-	} else if (!s->contacts && (is_word(s, i, "contact:", 8) || is_word(s, i, "m:", 2))) {
+	} else if (is_word(s, i, "contact:", 8) || is_word(s, i, "m:", 2)) {
 		s->in_contact = 1;
+		s->in_angle = 0;
 	}
 	return 0;
 }
 
-/* ";expires=N" in the first Contact header. */
+/* ";expires=N", a Contact's header parameter: the least of them is kept. */
 __noinline int sipxdp_resp_param(__u32 i)
 {
 	struct resp_scratch *s = resp_buf();
@@ -109,8 +115,13 @@ __noinline int sipxdp_resp_param(__u32 i)
 	if (!s)
 		return 0;
 	i &= RESP_MASK / 2;
-	if (s->contact_expires < 0 && is_word(s, i, "expires=", 8))
-		s->contact_expires = number(s, i + 8);
+	__s64 v;
+
+	if (!is_word(s, i, "expires=", 8))
+		return 0;
+	v = number(s, i + 8);
+	if (v >= 0 && (s->contact_expires < 0 || v < s->contact_expires))
+		s->contact_expires = v;
 	return 0;
 }
 
@@ -127,16 +138,18 @@ static long resp_step(__u64 idx, void *data)
 		return 1;
 	c = at(s, i);
 	if (c == '\n') {
-		if (s->in_contact) {
-			s->in_contact = 0;
-			s->contacts = 1;
-		}
+		s->in_contact = 0;
 		/* an empty line ends the headers */
 		if (at(s, i + 1) == '\r' || at(s, i + 1) == '\n')
 			return 1;
 		sipxdp_resp_header(i + 1);
-	} else if (c == ';' && s->in_contact) {
-		sipxdp_resp_param(i + 1);
+	} else if (s->in_contact) {
+		if (c == '<')
+			s->in_angle = 1;
+		else if (c == '>')
+			s->in_angle = 0;
+		else if (c == ';' && !s->in_angle)
+			sipxdp_resp_param(i + 1);
 	}
 	return 0;
 }
@@ -149,8 +162,26 @@ static __always_inline void auth_failure(const struct pkt *p, const struct sipxd
 	struct sipxdp_auth_state fresh = {}, *st;
 	__u64 now = bpf_ktime_get_coarse_ns(), ban_ns;
 
+	struct sipxdp_trust_key tk;
+	struct sipxdp_trust *t;
+
 	count(SIPXDP_CTR_AUTH_FAILURE, p->len);
 	if (lpm_value(p, gen, SIPXDP_DIR_TRUSTED, 1)) /* sip.trusted: never banned */
+		return;
+	/* A registered phone's flow: its own count (a re-registration's
+	 * challenge is one 401, then a 2xx resets it); at `max` the trust ends,
+	 * and its failures count for its address again.
+	 */
+	trust_key(&tk, p, 1);
+	t = bpf_map_lookup_elem(&trust_learned, &tk);
+	if (t && trust_live(t, cfg, now)) {
+		if (++t->fails < cfg->auth_max)
+			return;
+		bpf_map_delete_elem(&trust_learned, &tk);
+	}
+	/* Already banned: replies to requests that were on their way count
+	 * no further (nor escalate). */
+	if (auto_ban(p, 1, gen))
 		return;
 	if (p->family == 4)
 		__builtin_memcpy(k.addr, &p->dst.v4, 4);
@@ -186,8 +217,8 @@ static __always_inline void auth_failure(const struct pkt *p, const struct sipxd
 	st->count = 0;
 	st->window_start_ns = now;
 	st->last_ban_end_ns = now + ban_ns;
-	ban_addr(p, 1, gen, ban_ns, SIPXDP_CTR_AUTH_BAN);
-	count(SIPXDP_CTR_AUTH_BAN, p->len);
+	if (ban_addr(p, 1, gen, ban_ns, SIPXDP_CTR_AUTH_BAN))
+		count(SIPXDP_CTR_AUTH_BAN, p->len);
 }
 
 /* A 2xx sent to the packet's destination: a REGISTER's clears its failures
@@ -198,6 +229,7 @@ static __always_inline void success(struct __sk_buff *skb, const struct pkt *p, 
 {
 	struct sipxdp_addr_key k = {.family = p->family};
 	struct resp_scratch *s = resp_buf();
+	struct sipxdp_auth_state *st;
 	__u32 n = len;
 	__s64 expires;
 
@@ -214,7 +246,7 @@ static __always_inline void success(struct __sk_buff *skb, const struct pkt *p, 
 	s->n = n;
 	s->pos = 0;
 	s->in_contact = 0;
-	s->contacts = 0;
+	s->in_angle = 0;
 	s->cseq_register = 0;
 	s->expires_hdr = -1;
 	s->contact_expires = -1;
@@ -225,7 +257,13 @@ static __always_inline void success(struct __sk_buff *skb, const struct pkt *p, 
 		__builtin_memcpy(k.addr, &p->dst.v4, 4);
 	else
 		mask6(k.addr, p->dst.v6, cfg->v6_prefix);
-	bpf_map_delete_elem(&auth_fails, &k);
+	/* The phone proved its password: the failure its own challenge
+	 * counted is forgiven, not the address's whole count (a neighbour
+	 * behind the same address may be guessing).
+	 */
+	st = bpf_map_lookup_elem(&auth_fails, &k);
+	if (st && st->count)
+		st->count--;
 	if (!(cfg->flags & SIPXDP_SIP_TRUST))
 		return;
 	expires = s->contact_expires >= 0 ? s->contact_expires

@@ -43,6 +43,14 @@ static __always_inline int trust_maybe(const struct pkt *p)
 	return hint && hint_test(hint, trust_hash(p, 0));
 }
 
+/* Live: within the registration's lifetime, and within the live policy's
+ * max_seconds of the last 2xx (a lowered cap applies at once). */
+static __always_inline int trust_live(const struct sipxdp_trust *t,
+				      const struct sipxdp_sip_cfg *cfg, __u64 now)
+{
+	return t->expires_ns > now && t->refreshed_ns + cfg->trust_max_ns > now;
+}
+
 /* Egress: the server accepted the phone's registration for `expires_s`
  * seconds (0: the binding is removed, and so is the trust).
  */
@@ -64,6 +72,8 @@ static __always_inline void learn_trust(const struct pkt *p, __u32 expires_s, __
 	t.since_ns = old && old->expires_ns > now ? old->since_ns : now;
 	t.hits = old ? old->hits : 0;
 	t.expires_ns = now + life;
+	t.refreshed_ns = now;
+	t.fails = 0; /* it just proved its password */
 	if (hint)
 		hint_set(hint, trust_hash(p, 1));
 	bpf_map_update_elem(&trust_learned, &k, &t, BPF_ANY);

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
  * The ingress side of learned trust (trust.h): is this packet a registered
- * phone's, and the stage that lets such a packet on past a ban of its
- * address.
+ * phone's, and is a packet of a banned address a registered phone's (then
+ * it goes on to the rules, past the ban).
  */
 #ifndef SIPXDP_TRUSTED_H
 #define SIPXDP_TRUSTED_H
@@ -25,31 +25,38 @@ __noinline int sipxdp_trusted_flow(const struct pkt *p, __u32 gen)
 		return 0;
 	trust_key(&k, p, 0);
 	t = bpf_map_lookup_elem(&trust_learned, &k);
-	if (!t || t->expires_ns <= bpf_ktime_get_coarse_ns())
-		return 0;
-	return 1;
+	return t && trust_live(t, cfg, bpf_ktime_get_coarse_ns());
 }
 
-/* A banned source's packet that belongs to a trusted phone flow goes on to
- * the rules (counted on `trusted`); any other drops on `banned`.
+/*
+ * Whether a packet from a source banned automatically is a registered
+ * phone's (its TCP or UDP source port is read at frame offset l4_off: the
+ * early stage runs before the transport header is parsed); its trust's hits
+ * count it. A global function, verified once, so the ban path adds no state
+ * to the main program.
  */
-static __always_inline int banned_unless_trusted(struct xdp_md *ctx, struct judgement *j)
+__noinline int sipxdp_banned_phone(struct xdp_md *ctx, const struct pkt *p, __u32 l4_off, __u32 gen)
 {
+	struct sipxdp_sip_cfg *cfg;
 	struct sipxdp_trust_key k;
 	struct sipxdp_trust *t;
+	__be16 sport;
 
-	if (!j->ban_pending)
-		return NEXT;
-	if (sipxdp_trusted_flow(&j->p, j->gen)) {
-		trust_key(&k, &j->p, 0);
-		t = bpf_map_lookup_elem(&trust_learned, &k);
-		if (t)
-			__sync_fetch_and_add(&t->hits, 1);
-		count(SIPXDP_CTR_TRUSTED, j->p.len);
-		j->trusted_flow = 1;
-		return NEXT;
-	}
-	return settle(ctx, j, SIPXDP_CTR_BANNED, SIPXDP_ACT_DROP);
+	gen &= 1;
+	cfg = bpf_map_lookup_elem(&sip_cfg, &gen);
+	if (!p || !cfg || !(cfg->flags & SIPXDP_SIP_TRUST) || p->frag_later ||
+	    (p->proto != IPPROTO_TCP && p->proto != IPPROTO_UDP) || !trust_maybe(p))
+		return 0;
+	if (bpf_xdp_load_bytes(ctx, l4_off, &sport, sizeof(sport)) < 0)
+		return 0;
+	trust_key(&k, p, 0);
+	k.port = sport;
+	t = bpf_map_lookup_elem(&trust_learned, &k);
+	if (!t || !trust_live(t, cfg, bpf_ktime_get_coarse_ns()))
+		return 0;
+	__sync_fetch_and_add(&t->hits, 1);
+	count(SIPXDP_CTR_TRUSTED, p->len);
+	return 1;
 }
 
 #endif /* SIPXDP_TRUSTED_H */

@@ -204,6 +204,10 @@ std::optional<Cidr> embedded_ipv4(const Cidr& c);
 // Parses "198.18.0.0/24", "2001:db8::1", ... (no host bits may be set).
 Result<Cidr> parse_cidr(const std::string& s);
 
+// Whether learned trust works under `p`: on, and something it exempts from
+// (rate limits, auth-failure bans, pattern bans) on a rule that inspects SIP.
+bool learned_trust_active(const Policy& p);
+
 // "INVITE", ..., "OTHER" for a bit of enum sipxdp_sip_method; nullptr past them.
 const char* sip_method_name(uint32_t bit);
 
