@@ -151,13 +151,22 @@ static long rl_step(__u64 idx, void *data)
 {
 	__u32 zero = 0, i;
 	struct scratch *s = bpf_map_lookup_elem(&scratch, &zero);
+	__u64 w, x;
 	int m;
 
 	if (!s)
 		return 1;
-	i = s->rl_pos++;
+	i = s->rl_pos;
 	if (i >= s->rl_n)
 		return 1;
+	/* Eight bytes at a time while none is a '\n' (zeroes follow the copy). */
+	__builtin_memcpy(&w, &s->buf[i & SCAN_MASK], 8);
+	x = w ^ 0x0a0a0a0a0a0a0a0aull;
+	if (!((x - 0x0101010101010101ull) & ~x & 0x8080808080808080ull)) {
+		s->rl_pos = i + 8;
+		return 0;
+	}
+	s->rl_pos = i + 1;
 	if (rl_byte(s, i) != '\n')
 		return 0;
 	if (request_line_end(s, i)) {
@@ -248,16 +257,17 @@ __noinline __u32 sipxdp_rate_limit(struct xdp_md *ctx, const struct pkt *p, __u3
 		n = len < RL_MAX_BYTES ? len : RL_MAX_BYTES;
 		if (n < 1 || bpf_xdp_load_bytes(ctx, off, s->buf, n) < 0)
 			return 0;
+		/* Zeroes after the copy: no stale byte is taken for a line end
+		 * or completes a method. */
+		for (int k = 0; k < 32; k++)
+			s->buf[(n + k) & SCAN_MASK] = 0;
 		s->rl_n = n;
 		s->rl_pos = 0;
 		s->rl_line_start = 0;
 		s->rl_lines = 0;
 		bpf_loop(RL_MAX_BYTES, rl_step, NULL, 0);
 		/* A last line cut at the segment's end: a request begun here,
-		 * when its method and the space after it are here (zeroes
-		 * after the copy: no stale byte completes a method). */
-		for (int k = 0; k < 32; k++)
-			s->buf[(n + k) & SCAN_MASK] = 0;
+		 * when its method and the space after it are here. */
 		if (s->rl_line_start < n) {
 			m = sipxdp_method_at(s->rl_line_start);
 			tally(s, m);
