@@ -81,8 +81,8 @@ class Ban : public Command {
   }
   void run(const Global& g) override {
     bool add = add_->parsed();
-    if (!add && !all_ && addr_.empty()) fail(make_error("ban del: give ADDR[/PREFIX], or --all"));
     if (!add && !reason_.empty() && !all_) fail(make_error("ban del: --reason goes with --all"));
+    if (!add && !all_ && addr_.empty()) fail(make_error("ban del: give ADDR[/PREFIX], or --all"));
     Cidr c;
     if (!addr_.empty()) c = must(parse_cidr(addr_));
     // An IPv4-mapped address (::ffff:198.18.0.9, as dual-stack servers log

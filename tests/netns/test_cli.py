@@ -1,5 +1,6 @@
 """Every command that prints data also prints JSON (--json), which scripts can rely on."""
 import json
+import time
 import tempfile
 import unittest
 
@@ -57,7 +58,22 @@ class Json(unittest.TestCase):
             b = json.loads(t.sipxdp("bans", "--json").stdout)
             self.assertEqual(b[0]["address"], "198.18.9.9/32")
             self.assertEqual(b[0]["reason"], "manual")
+            self.assertEqual(b[0]["kind"], "manual")
             self.assertLessEqual(b[0]["seconds_left"], 30)
+            self.assertLess(abs(b[0]["since"] - time.time()), 30)
+            # An IPv4-mapped address (as dual-stack servers log IPv4 peers) bans the IPv4 address.
+            t.sipxdp("ban", "add", "::ffff:198.18.9.10")
+            self.assertIn("198.18.9.10/32", [x["address"] for x in json.loads(t.sipxdp("bans", "--json").stdout)])
+            # ban del PREFIX lifts what is inside it; --all --reason lifts one kind.
+            self.assertIn("(2 bans lifted)", t.sipxdp("ban", "del", "198.18.9.0/24").stdout)
+            r = t.sipxdp("ban", "del", "198.18.9.0/24", check=False)
+            self.assertEqual(r.stderr.strip(), "sipxdp: 198.18.9.0/24 is not banned")
+            t.sipxdp("ban", "add", "2001:db8:7::/48")
+            self.assertIn("(1 ban lifted)", t.sipxdp("ban", "del", "--all", "--reason", "manual").stdout)
+            self.assertEqual(json.loads(t.sipxdp("bans", "--json").stdout), [])
+            r = t.sipxdp("ban", "del", "--reason", "auth", check=False)
+            self.assertEqual(r.returncode, 1)
+            self.assertIn("--reason goes with --all", r.stderr)
 
 
 if __name__ == "__main__":
