@@ -12,6 +12,12 @@ namespace {
 
 using json = nlohmann::json;
 
+// IFACE and --json: what bans and trusted take.
+void iface_json_options(CLI::App& app, std::string& iface, bool& json) {
+  app.add_option("iface", iface, "interface (default: the only one attached)");
+  app.add_flag("--json", json, "print JSON");
+}
+
 std::string left_text(int64_t s) {
   return s < 0 ? "permanent" : std::to_string(s);
 }
@@ -23,10 +29,7 @@ class Bans : public Command {
  public:
   const char* name() const override { return "bans"; }
   const char* help() const override { return "list banned sources, why, since when and for how long"; }
-  void define(CLI::App& app) override {
-    app.add_option("iface", iface_, "interface (default: the only one attached)");
-    app.add_flag("--json", json_, "print JSON");
-  }
+  void define(CLI::App& app) override { iface_json_options(app, iface_, json_); }
   void run(const Global& g) override {
     std::string iface = resolve_iface(iface_, g);
     Datapath dp = open_instance(iface, g, false);
@@ -112,10 +115,7 @@ class Trusted : public Command {
   const char* help() const override {
     return "sources never rate-limited nor banned: sip.trusted, and phones a 2xx to their REGISTER made trusted";
   }
-  void define(CLI::App& app) override {
-    app.add_option("iface", iface_, "interface (default: the only one attached)");
-    app.add_flag("--json", json_, "print JSON");
-  }
+  void define(CLI::App& app) override { iface_json_options(app, iface_, json_); }
   void run(const Global& g) override {
     std::string iface = resolve_iface(iface_, g);
     Datapath dp = open_instance(iface, g, false);

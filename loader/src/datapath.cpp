@@ -262,7 +262,7 @@ int Datapath::tc_prog_fd() const {
   return impl_->skel ? bpf_program__fd(impl_->skel->progs.tc_egress) : -1;
 }
 
-Status Datapath::check_load_time_settings(const Policy& p) const {
+Status Datapath::check_load_time_settings(const Policy& p, const Manifest* live) const {
   // Table sizes are fixed when the program is loaded.
   auto check = [&](MapId map, const std::optional<uint32_t>& want, const char* setting, const char* what) -> Status {
     if (!want) return ok_status();
@@ -281,10 +281,11 @@ Status Datapath::check_load_time_settings(const Policy& p) const {
   // IPv6 bans, rate-limit buckets and auth-failure counts are keyed by the
   // prefix: another one would leave the live ones unmatched (bans lifted
   // without a word).
-  auto m = manifest();
-  if (!m) return m.error();
-  auto it = m->settings.find("sip.ipv6_prefix");
-  if (it != m->settings.end() && !it->second.empty() && it->second[0] != std::to_string(p.sip.ipv6_prefix))
+  Result<Manifest> read = live ? Result<Manifest>(Manifest{}) : manifest();
+  if (!read) return read.error();
+  const Manifest& m = live ? *live : read.value();
+  auto it = m.settings.find("sip.ipv6_prefix");
+  if (it != m.settings.end() && !it->second.empty() && it->second[0] != std::to_string(p.sip.ipv6_prefix))
     return make_error("sip.ipv6_prefix " + std::to_string(p.sip.ipv6_prefix) + " differs from the live policy's (" +
                       it->second[0] +
                       "); IPv6 bans, rate limits and auth failures are kept per prefix, so it can only change on "

@@ -168,7 +168,7 @@ Result<ApplySummary> Datapath::apply(const Policy& p, const std::string& source,
   if (!had_policy) old->rules.clear(), old->patterns.clear(), old->dscp.clear(), old->rate_limits.clear();
   auto plan = plan_slots(old.value(), p);
   if (!plan) return plan.error();
-  SIPXDP_TRY(check_load_time_settings(p));
+  SIPXDP_TRY(check_load_time_settings(p, &old.value()));
   auto compiled = compile_policy(p, plan->slots);
   if (!compiled) return compiled.error();
 

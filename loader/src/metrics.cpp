@@ -76,7 +76,8 @@ void declare_all(Families& F) {
   F.declare("sipxdp_ratelimit_dropped_total", T::Counter, "SIP requests dropped by each rate limit");
   F.declare("sipxdp_ratelimit_bans_total", T::Counter, "sources banned by each rate limit");
   F.declare("sipxdp_trusted_phones", T::Gauge, "phone flows with live learned trust (a 2xx to their REGISTER)");
-  F.declare("sipxdp_bans", T::Gauge, "sources banned now, by reason (scanner pattern, or manual)");
+  F.declare("sipxdp_bans", T::Gauge,
+            "sources banned now, by reason (scanner pattern, rate limit, auth failures, or manual)");
   F.declare("sipxdp_flow_table_entries", T::Gauge, "outbound flows recorded (stateful replies), expired ones included");
   F.declare("sipxdp_flow_table_live_entries", T::Gauge, "outbound flows within their timeout");
   F.declare("sipxdp_flow_table_capacity", T::Gauge, "flows the table holds");
@@ -146,10 +147,15 @@ void instance_metrics(Families& F, const Instance& in) {
   if (auto lost = dp->events_lost()) F.add("sipxdp_events_lost_total", base, double(lost.value()));
   if (auto bans = dp->bans(m.value())) {
     std::map<std::string, int> by_reason;
-    for (auto& b : bans.value()) by_reason[b.reason == "manual" ? "manual" : "scanner:" + escape_bytes(b.reason)]++;
+    // The reason as stats and events name it: scanner:PATTERN, ratelimit:NAME, auth-failures, manual.
+    for (auto& b : bans.value())
+      by_reason[b.kind == "pattern"     ? "scanner:" + escape_bytes(b.reason)
+                : b.kind == "ratelimit" ? "ratelimit:" + b.reason
+                                        : b.reason]++;
     for (auto& [reason, n] : by_reason) F.add("sipxdp_bans", with(base, {{"reason", reason}}), n);
     if (by_reason.empty()) F.add("sipxdp_bans", with(base, {{"reason", "manual"}}), 0);
   }
+  if (auto t = dp->learned_trust()) F.add("sipxdp_trusted_phones", base, double(t->size()));
   if (auto ft = dp->flow_table()) {
     F.add("sipxdp_flow_table_entries", base, double(ft->entries));
     F.add("sipxdp_flow_table_live_entries", base, double(ft->live));

@@ -147,10 +147,7 @@ class Parser {
         out.patterns.push_back(pat);
       }
     }
-    if (v.contains("ignore_case")) {
-      if (!v["ignore_case"].is_boolean()) fail(sub("ignore_case"), "sip.ignore_case must be true or false");
-      out.ignore_case = v["ignore_case"].get<bool>();
-    }
+    flag(v, at, "ignore_case", out.ignore_case);
     if (out.ignore_case) {
       std::set<std::string> folded;
       for (size_t i = 0; i < out.patterns.size(); ++i) {
@@ -162,12 +159,7 @@ class Parser {
           fail(p, "sip.scanner_patterns: \"" + out.patterns[i] + "\" repeats another pattern when case is ignored");
       }
     }
-    if (v.contains("ban_seconds")) {
-      const json& b = v["ban_seconds"];
-      if (!b.is_number_integer() || b.get<int64_t>() < 0 || b.get<int64_t>() > 365LL * 86400)
-        fail(sub("ban_seconds"), "sip.ban_seconds must be a whole number of seconds from 0 to 31536000");
-      out.ban_seconds = static_cast<uint32_t>(b.get<int64_t>());
-    }
+    whole(v, at, "ban_seconds", 0, 365 * 86400, "seconds", out.ban_seconds);
     if (v.contains("trusted")) {
       const json& t = v["trusted"];
       if (!t.is_array()) fail(sub("trusted"), "sip.trusted must be a list of CIDRs");
@@ -453,16 +445,13 @@ class Parser {
         Path at = {"flow_timeouts", k};
         auto it = std::find_if(std::begin(kinds), std::end(kinds), [&](const char* n) { return k == n; });
         if (it == std::end(kinds)) fail(at, "flow_timeouts: unknown protocol \"" + k + "\" (tcp, udp, icmp)", true);
-        if (!x.is_number_integer() || x.get<int64_t>() < 1 || x.get<int64_t>() > 7 * 86400)
-          fail(at, "flow_timeouts." + k + " must be a whole number of seconds from 1 to 604800");
-        out.timeout_s[it - std::begin(kinds)] = static_cast<uint32_t>(x.get<int64_t>());
+        whole(t, {"flow_timeouts"}, k.c_str(), 1, 7 * 86400, "seconds", out.timeout_s[it - std::begin(kinds)]);
       }
     }
     if (doc.contains("flow_table_size")) {
-      const json& n = doc["flow_table_size"];
-      if (!n.is_number_integer() || n.get<int64_t>() < 1024 || n.get<int64_t>() > (1 << 24))
-        fail({"flow_table_size"}, "flow_table_size must be a whole number of flows from 1024 to 16777216");
-      out.table_size = static_cast<uint32_t>(n.get<int64_t>());
+      uint32_t n = 0;
+      whole(doc, {}, "flow_table_size", 1024, 1 << 24, "flows", n);
+      out.table_size = n;
     }
   }
 
@@ -473,21 +462,10 @@ class Parser {
     static const std::set<std::string> known = {"drops", "rate", "burst", "snaplen"};
     for (auto& [k, x] : v.items())
       if (!known.count(k)) fail(sub(k), "events: unknown field \"" + k + "\" (drops, rate, burst, snaplen)", true);
-    if (v.contains("drops")) {
-      if (!v["drops"].is_boolean()) fail(sub("drops"), "events.drops must be true or false");
-      out.drops = v["drops"].get<bool>();
-    }
-    auto number = [&](const char* k, int64_t lo, int64_t hi, const char* what, uint32_t& dst) {
-      if (!v.contains(k)) return;
-      const json& n = v[k];
-      if (!n.is_number_integer() || n.get<int64_t>() < lo || n.get<int64_t>() > hi)
-        fail(sub(k), std::string("events.") + k + " must be a whole number of " + what + " from " + std::to_string(lo) +
-                         " to " + std::to_string(hi));
-      dst = static_cast<uint32_t>(n.get<int64_t>());
-    };
-    number("rate", 1, 100000, "events per second", out.rate);
-    number("burst", 1, 100000, "events", out.burst);
-    number("snaplen", SIPXDP_EVENT_SNAP_MIN, SIPXDP_EVENT_SNAP_MAX, "bytes", out.snaplen);
+    flag(v, at, "drops", out.drops);
+    whole(v, at, "rate", 1, 100000, "events per second", out.rate);
+    whole(v, at, "burst", 1, 100000, "events", out.burst);
+    whole(v, at, "snaplen", SIPXDP_EVENT_SNAP_MIN, SIPXDP_EVENT_SNAP_MAX, "bytes", out.snaplen);
   }
 
   DscpRule dscp_rule(const json& v, Path at) {

@@ -12,9 +12,15 @@
 
 #include "sipxdp/keys.h"
 
+/* A ban in force at `now` (expires_ns 0: until removed). */
+static __always_inline int ban_in_force(const struct sipxdp_ban *b, __u64 now)
+{
+	return !b->expires_ns || b->expires_ns > now;
+}
+
 static __always_inline int ban_live(struct sipxdp_ban *b, __u64 now)
 {
-	if (b->expires_ns && b->expires_ns <= now)
+	if (!ban_in_force(b, now))
 		return 0;
 	__sync_fetch_and_add(&b->hits, 1);
 	return 1;
@@ -46,6 +52,17 @@ static __always_inline __u32 v6_prefix(__u32 gen)
 	__u32 plen = cfg ? cfg->v6_prefix : 128;
 
 	return plen >= 1 && plen <= 128 ? plen : 128;
+}
+
+/* The packet's source (destination with `use_dst`) address as one source
+ * is counted and banned: IPv4 as is (first 4 bytes), IPv6 cut to v6_plen.
+ */
+static __always_inline void source_addr(__u8 *out, const struct pkt *p, int use_dst, __u32 v6_plen)
+{
+	if (p->family == 4)
+		__builtin_memcpy(out, use_dst ? &p->dst.v4 : &p->src.v4, 4);
+	else
+		mask6(out, use_dst ? p->dst.v6 : p->src.v6, v6_plen);
 }
 
 static __always_inline __u32 fold6(const __u8 *a)
@@ -131,7 +148,7 @@ static __always_inline struct sipxdp_ban *auto_ban(const struct pkt *p, int use_
 	void *key = auto_ban_key(p, use_dst, gen, &k6, &hash);
 
 	b = bpf_map_lookup_elem(p->family == 4 ? (void *)&bans4 : (void *)&bans6, key);
-	return b && (!b->expires_ns || b->expires_ns > bpf_ktime_get_coarse_ns()) ? b : NULL;
+	return b && ban_in_force(b, bpf_ktime_get_coarse_ns()) ? b : NULL;
 }
 
 /* Each program has its own copy of the global function (one object, two
@@ -164,7 +181,7 @@ __noinline int SIPXDP_BAN_ADDR(const struct pkt *p, int use_dst, __u32 gen, __u6
 	gen &= 1;
 	key = auto_ban_key(p, use_dst, gen, &s->ban_k6, &hash);
 	old = bpf_map_lookup_elem(p->family == 4 ? (void *)&bans4 : (void *)&bans6, key);
-	if (old && (!old->expires_ns || old->expires_ns >= now + ban_ns))
+	if (old && ban_in_force(old, now + ban_ns)) /* it outlasts the new one */
 		return 0;
 	b = &s->ban;
 	__builtin_memset(b, 0, sizeof(*b));

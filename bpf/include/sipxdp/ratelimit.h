@@ -190,10 +190,7 @@ static __always_inline void rl_key(struct sipxdp_rl_key *k, const struct pkt *p,
 	__builtin_memset(k, 0, sizeof(*k));
 	k->limit = limit;
 	k->family = p->family;
-	if (p->family == 4)
-		__builtin_memcpy(k->addr, &p->src.v4, 4);
-	else
-		mask6(k->addr, p->src.v6, v6_plen);
+	source_addr(k->addr, p, 0, v6_plen);
 }
 
 /* Takes n requests' credit from the source's bucket; 0 when it had not

@@ -196,10 +196,7 @@ static __always_inline void auth_failure(const struct pkt *p, const struct sipxd
 	 * no further (nor escalate). */
 	if (auto_ban(p, 1, gen))
 		return;
-	if (p->family == 4)
-		__builtin_memcpy(k.addr, &p->dst.v4, 4);
-	else
-		mask6(k.addr, p->dst.v6, cfg->v6_prefix);
+	source_addr(k.addr, p, 1, cfg->v6_prefix);
 	st = bpf_map_lookup_elem(&auth_fails, &k);
 	if (!st) {
 		fresh.window_start_ns = now;
@@ -266,10 +263,7 @@ static __always_inline void success(struct __sk_buff *skb, const struct pkt *p, 
 	bpf_loop(SIPXDP_RESPONSE_SCAN, resp_step, NULL, 0);
 	if (!s->cseq_register)
 		return;
-	if (p->family == 4)
-		__builtin_memcpy(k.addr, &p->dst.v4, 4);
-	else
-		mask6(k.addr, p->dst.v6, cfg->v6_prefix);
+	source_addr(k.addr, p, 1, cfg->v6_prefix);
 	/* The phone proved its password: the failure its own challenge
 	 * counted is forgiven, not the address's whole count (a neighbour
 	 * behind the same address may be guessing).

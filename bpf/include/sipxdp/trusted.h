@@ -10,9 +10,12 @@
 #include "sipxdp/judgement.h"
 #include "sipxdp/trust.h"
 
-/* 1 when the packet belongs to a phone's flow with live learned trust, and
- * the live policy has learned trust on. */
-__noinline int sipxdp_trusted_flow(const struct pkt *p, __u32 gen)
+/* The live learned trust of the flow from the packet's source address and
+ * source port `sport`, or NULL; none while the live policy has learned trust
+ * off (what was learned then no longer counts).
+ */
+static __always_inline struct sipxdp_trust *trusted_entry(const struct pkt *p, __u32 gen,
+							  __be16 sport)
 {
 	struct sipxdp_sip_cfg *cfg;
 	struct sipxdp_trust_key k;
@@ -20,12 +23,18 @@ __noinline int sipxdp_trusted_flow(const struct pkt *p, __u32 gen)
 
 	gen &= 1;
 	cfg = bpf_map_lookup_elem(&sip_cfg, &gen);
-	/* Turned off by the live policy: what was learned no longer counts. */
-	if (!p || !cfg || !(cfg->flags & SIPXDP_SIP_TRUST) || !trust_maybe(p))
-		return 0;
+	if (!cfg || !(cfg->flags & SIPXDP_SIP_TRUST) || !trust_maybe(p))
+		return NULL;
 	trust_key(&k, p, 0);
+	k.port = sport;
 	t = bpf_map_lookup_elem(&trust_learned, &k);
-	return t && trust_live(t, cfg, bpf_ktime_get_coarse_ns());
+	return t && trust_live(t, cfg, bpf_ktime_get_coarse_ns()) ? t : NULL;
+}
+
+/* 1 when the packet belongs to a phone's flow with live learned trust. */
+__noinline int sipxdp_trusted_flow(const struct pkt *p, __u32 gen)
+{
+	return p && trusted_entry(p, gen, p->sport) != NULL;
 }
 
 /*
@@ -37,22 +46,15 @@ __noinline int sipxdp_trusted_flow(const struct pkt *p, __u32 gen)
  */
 __noinline int sipxdp_banned_phone(struct xdp_md *ctx, const struct pkt *p, __u32 l4_off, __u32 gen)
 {
-	struct sipxdp_sip_cfg *cfg;
-	struct sipxdp_trust_key k;
 	struct sipxdp_trust *t;
 	__be16 sport;
 
-	gen &= 1;
-	cfg = bpf_map_lookup_elem(&sip_cfg, &gen);
-	if (!p || !cfg || !(cfg->flags & SIPXDP_SIP_TRUST) || p->frag_later ||
-	    (p->proto != IPPROTO_TCP && p->proto != IPPROTO_UDP) || !trust_maybe(p))
+	if (!p || p->frag_later || (p->proto != IPPROTO_TCP && p->proto != IPPROTO_UDP))
 		return 0;
 	if (bpf_xdp_load_bytes(ctx, l4_off, &sport, sizeof(sport)) < 0)
 		return 0;
-	trust_key(&k, p, 0);
-	k.port = sport;
-	t = bpf_map_lookup_elem(&trust_learned, &k);
-	if (!t || !trust_live(t, cfg, bpf_ktime_get_coarse_ns()))
+	t = trusted_entry(p, gen, sport);
+	if (!t)
 		return 0;
 	__sync_fetch_and_add(&t->hits, 1);
 	count(SIPXDP_CTR_TRUSTED, p->len);

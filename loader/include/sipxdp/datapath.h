@@ -144,7 +144,8 @@ class Datapath {
   };
   Result<FlowTable> flow_table() const;
   // Fails when `p` asks for what only a new attach can change (flow_table_size).
-  Status check_load_time_settings(const Policy& p) const;
+  // `live`: the live policy's manifest when the caller has read it already.
+  Status check_load_time_settings(const Policy& p, const Manifest* live = nullptr) const;
 
   // Attach/detach of the XDP program on an interface in the current netns.
   struct AttachOptions {
